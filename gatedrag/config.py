@@ -1,0 +1,213 @@
+"""Pydantic configuration: model, retrieval, gate and generation settings.
+
+Constructing a config has no side effects (nothing is loaded or created); values out of range
+raise :class:`gatedrag.errors.ConfigError` with the offending field named.
+
+Example:
+    >>> from gatedrag.config import PipelineConfig
+    >>> cfg = PipelineConfig.model_validate({"gate": {"rules": [{"signal": "flare", "theta": 0.8}]}})
+    >>> cfg.gate.rules[0].theta
+    0.8
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gatedrag.errors import ConfigError
+
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Config):
+    """Which language model to load and how."""
+
+    name: str = DEFAULT_MODEL
+    """A packaged model name (see ``gatedrag.lm.packaged.PACKAGED_MODELS``), a ``.gguf`` file or a
+    Hugging Face model directory on disk."""
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    """``auto`` picks bfloat16 where the CPU has native bf16 support (or on a GPU), else float32."""
+    device: str = "cpu"
+    threads: int | None = Field(default=None, ge=1)
+    """torch intra-op threads; ``None`` leaves torch's default."""
+    top_k: int = Field(default=5, ge=0, le=100)
+    """How many alternatives of each next-token distribution to keep in the trace."""
+    cache_dir: Path | None = None
+    """Where assembled and converted models are cached (default ``$GATEDRAG_CACHE`` or
+    ``~/.cache/gatedrag``)."""
+
+
+class RetrievalConfig(_Config):
+    """Corpus and retriever settings."""
+
+    corpus: Path | None = None
+    """JSONL corpus, one ``{"id", "title", "text"}`` object a line; ``None`` = the demo corpus."""
+    backend: Literal["bm25s", "rank_bm25"] = "bm25s"
+    top_k: int = Field(default=3, ge=1, le=100)
+    max_query_tokens: int = Field(default=64, ge=1, le=4096)
+    """Queries longer than this many word tokens keep their last ``max_query_tokens`` words."""
+    index_dir: Path | None = None
+    """Where the bm25s index lives; default: a folder in the cache keyed by the corpus checksum."""
+
+
+class FlareRule(_Config):
+    """Original FLARE (Jiang et al. 2023): retrieve if any token has probability < ``theta``.
+
+    Signal value: ``1 - min_t p_t`` (higher = more uncertain); fires when it exceeds
+    ``1 - theta``. The query masks tokens with ``p <= beta``.
+    """
+
+    signal: Literal["flare"] = "flare"
+    theta: float = Field(default=0.8, gt=0.0, le=1.0)
+    beta: float = Field(default=0.4, ge=0.0, le=1.0)
+    act: bool = True
+
+
+class TokenRAGRule(_Config):
+    """TokenRAG, the "FLARE" of the DRAGIN / QuCo-RAG repositories: retrieve if the sentence's mean
+    ``1 - p`` exceeds ``theta``. The query drops tokens with ``1 - p > theta``."""
+
+    signal: Literal["token_rag"] = "token_rag"
+    theta: float = Field(default=0.1, ge=0.0, le=1.0)
+    act: bool = True
+
+
+class GNLLRule(_Config):
+    """G-NLL (Aichberger et al. 2024): negative log-likelihood (nats) of the greedy sentence,
+    ``-sum_t log p_t`` (or the per-token mean with ``normalize``). ``threshold=None`` = traced only."""
+
+    signal: Literal["gnll"] = "gnll"
+    threshold: float | None = Field(default=None, ge=0.0)
+    normalize: bool = False
+    act: bool = True
+
+
+class EntropyRule(_Config):
+    """Token entropy (nats) of the full next-token distribution, aggregated over the sentence by
+    ``max`` or ``mean``. ``threshold=None`` = traced only."""
+
+    signal: Literal["entropy"] = "entropy"
+    threshold: float | None = Field(default=None, ge=0.0)
+    aggregate: Literal["max", "mean"] = "max"
+    act: bool = True
+
+
+SignalRule = Annotated[FlareRule | TokenRAGRule | GNLLRule | EntropyRule, Field(discriminator="signal")]
+
+
+def _default_rules() -> list[SignalRule]:
+    return [TokenRAGRule(), FlareRule(act=False), GNLLRule(), EntropyRule()]
+
+
+class GateConfig(_Config):
+    """Which signals are computed on each sentence and which of them can trigger retrieval."""
+
+    rules: list[SignalRule] = Field(default_factory=_default_rules)
+    combine: Literal["any", "all"] = "any"
+    """``any``: one acting signal over its threshold retrieves; ``all``: every acting signal must."""
+    check_final_sentence: bool = True
+    """Gate the sentence holding "the answer is" too (DRAGIN does; QuCo-RAG never checks it)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> GateConfig:
+        names = [r.signal for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError(f"each signal may appear once in gate.rules, got {names}")
+        return self
+
+
+class GenerationConfig(_Config):
+    """Decoding and control-loop settings."""
+
+    max_answer_tokens: int = Field(default=128, ge=1, le=8192)
+    """Token budget of one answer (QuCo-RAG / DRAGIN use 128)."""
+    max_sentence_tokens: int = Field(default=64, ge=1, le=1024)
+    """A sentence longer than this is cut and scored as it is."""
+    retrieve_first: bool = False
+    """Retrieve with the question before generating (as SR-RAG and original FLARE do)."""
+    max_retrievals: int = Field(default=3, ge=0, le=100)
+    """Retrievals allowed per answer; past it, doubtful sentences are accepted with a note."""
+    keep_passages: bool = True
+    """Keep the last retrieved passages in the prompt for the following sentences (FLARE);
+    ``False`` drops them after the regenerated sentence (DRAGIN)."""
+    stop_strings: tuple[str, ...] = ("\n\n", "\nQuestion:")
+    answer_marker: str = "the answer is"
+    batch_size: int = Field(default=8, ge=1, le=256)
+
+
+class PipelineConfig(_Config):
+    """Everything :class:`gatedrag.GatedRAG` needs; load one with :func:`load_config`."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    prompt: str = "cot"
+    """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        parts.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def parse_config(data: dict[str, Any] | None) -> PipelineConfig:
+    """Validate a mapping into a :class:`PipelineConfig`, raising :class:`ConfigError`."""
+    if data is None:
+        return PipelineConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid config: {_format_validation_error(err)}") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file."""
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {p}: {err.strerror or err}") from None
+    try:
+        if p.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(raw)
+        elif p.suffix.lower() in {".yaml", ".yml"}:
+            data = yaml.safe_load(raw)
+        else:
+            raise ConfigError(f"config file {p} must end in .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot parse config file {p}: {err}") from None
+    return parse_config(data)
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EntropyRule",
+    "FlareRule",
+    "GNLLRule",
+    "GateConfig",
+    "GenerationConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "RetrievalConfig",
+    "SignalRule",
+    "TokenRAGRule",
+    "load_config",
+    "parse_config",
+]

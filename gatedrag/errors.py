@@ -1,0 +1,71 @@
+"""One exception hierarchy for everything gatedrag raises on purpose.
+
+Every error a user can provoke with bad input is a :class:`GatedRAGError`; the CLI prints its
+message (which says what to fix) without a traceback and exits non-zero.
+
+Example:
+    >>> from gatedrag.errors import GatedRAGError, InputError
+    >>> issubclass(InputError, GatedRAGError)
+    True
+"""
+
+from __future__ import annotations
+
+
+class GatedRAGError(Exception):
+    """Base class of every error gatedrag raises deliberately."""
+
+
+class InputError(GatedRAGError, ValueError):
+    """A question, argument or prompt that cannot be used as given."""
+
+
+class ContextLengthError(InputError):
+    """A prompt (with passages and the answer so far) longer than the model's context window."""
+
+
+class ConfigError(GatedRAGError, ValueError):
+    """A configuration file or value that is missing, malformed or out of range."""
+
+
+class CorpusError(GatedRAGError):
+    """A corpus file that is missing, unreadable, malformed or empty."""
+
+
+class RetrievalIndexError(GatedRAGError):
+    """A retrieval index that is missing, stale or unreadable."""
+
+
+class ModelError(GatedRAGError):
+    """A language model that cannot be found, assembled, verified or loaded."""
+
+
+class ModelNotInstalledError(ModelError):
+    """The packages that carry a model's weights are not installed."""
+
+
+class ModelIntegrityError(ModelError):
+    """A model file that is corrupt or partial (wrong size or checksum)."""
+
+
+class BackendError(GatedRAGError):
+    """A backend (retriever, model server) that failed while answering."""
+
+
+class RetrievalError(BackendError):
+    """A retriever that raised or returned something unusable."""
+
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "ContextLengthError",
+    "CorpusError",
+    "GatedRAGError",
+    "InputError",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelNotInstalledError",
+    "RetrievalError",
+    "RetrievalIndexError",
+]

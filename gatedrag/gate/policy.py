@@ -1,0 +1,74 @@
+"""The gate: signal values and thresholds in, a typed :class:`~gatedrag.types.Decision` out.
+
+Example:
+    >>> import math
+    >>> from gatedrag.config import GateConfig, TokenRAGRule
+    >>> from gatedrag.gate import Gate
+    >>> from gatedrag.types import TokenStep
+    >>> gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)]))
+    >>> toks = [TokenStep(token_id=1, text=" 1789", logprob=math.log(0.5), entropy=2.0)]
+    >>> values, decision = gate.evaluate(toks)
+    >>> decision.action, decision.reasons[0].signal, decision.reasons[0].value
+    ('retrieve', 'token_rag', 0.5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gatedrag.config import EntropyRule, FlareRule, GateConfig, GNLLRule, SignalRule, TokenRAGRule
+from gatedrag.signals import EntropySignal, FlareSignal, GNLLSignal, TokenRAGSignal, TokenSignal
+from gatedrag.types import Decision, Reason, SignalValue, TokenStep
+
+
+def build_signal(rule: SignalRule) -> TokenSignal:
+    """The signal object a config rule describes."""
+    if isinstance(rule, FlareRule):
+        return FlareSignal(theta=rule.theta, beta=rule.beta, act=rule.act)
+    if isinstance(rule, TokenRAGRule):
+        return TokenRAGSignal(theta=rule.theta, act=rule.act)
+    if isinstance(rule, GNLLRule):
+        return GNLLSignal(threshold=rule.threshold, normalize=rule.normalize, act=rule.act)
+    if isinstance(rule, EntropyRule):
+        return EntropySignal(threshold=rule.threshold, aggregate=rule.aggregate, act=rule.act)
+    raise TypeError(f"unknown signal rule {rule!r}")
+
+
+class Gate:
+    """Computes every configured signal on a sentence and decides accept / retrieve.
+
+    Signals whose rule has ``act=False`` (or no threshold) are computed and traced but never
+    trigger. With ``combine="any"`` one acting signal over its threshold retrieves; with ``"all"``
+    every acting signal must be over.
+    """
+
+    def __init__(self, config: GateConfig | None = None, signals: Sequence[TokenSignal] | None = None):
+        self.config = config or GateConfig()
+        self.signals: list[TokenSignal] = (
+            list(signals) if signals is not None else [build_signal(r) for r in self.config.rules]
+        )
+
+    def _acting(self, signal: TokenSignal, value: SignalValue) -> bool:
+        return bool(getattr(signal, "act", True)) and value.threshold is not None
+
+    def evaluate(self, tokens: Sequence[TokenStep]) -> tuple[list[SignalValue], Decision]:
+        values = [s.evaluate(tokens) for s in self.signals]
+        acting = [(s, v) for s, v in zip(self.signals, values) if self._acting(s, v)]
+        fired = [(s, v) for s, v in acting if v.fired]
+        trigger = bool(fired) and (self.config.combine == "any" or len(fired) == len(acting))
+        reasons = [
+            Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
+            for _, v in fired
+        ]
+        return values, Decision(action="retrieve" if trigger else "accept", reasons=reasons if trigger else [])
+
+    def query_mask(self, tokens: Sequence[TokenStep], decision: Decision) -> set[int]:
+        """Tokens to drop from the query: the mask of the first signal that fired."""
+        for reason in decision.reasons:
+            for s in self.signals:
+                if s.name == reason.signal:
+                    return s.query_mask(tokens)
+        return set()
+
+
+__all__ = ["Gate", "build_signal"]

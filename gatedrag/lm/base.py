@@ -1,0 +1,76 @@
+"""The language-model protocol gatedrag drives.
+
+A backend decodes several *rows* (one per question being answered) together, keeps each row's KV
+cache between calls, and reports every finished sentence to a hook with the per-token
+distributions it was drawn from. The hook decides whether the row goes on (``True``) or stops so
+that the controller can act (``False``).
+
+Example (with any backend, e.g. :class:`gatedrag.lm.hf.HFLanguageModel`)::
+
+    session = lm.open_session()
+    session.start("q1", "Question: Where is Paris?\\nAnswer:")
+    out = session.decode(["q1"], on_sentence=lambda key, s: True, budgets={"q1": 64})
+    print(out["q1"].sentences[0].text)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from gatedrag.types import DecodeOutcome, Sentence
+
+SentenceHook = Callable[[Hashable, Sentence], bool]
+"""Called with (row key, sentence) for each completed sentence; return False to stop that row."""
+
+
+@runtime_checkable
+class DecodeSession(Protocol):
+    """Rows being decoded by one model, each with its own prompt and cache."""
+
+    def start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
+        """(Re)start row ``key`` on ``prompt`` followed by the token ids ``continuation`` (the answer
+        so far). ``cached_prefix``, a prefix of ``prompt`` shared by many rows (instructions and
+        few-shot demos), is encoded once and reused. Returns the row's prompt length in tokens."""
+        ...
+
+    def decode(
+        self,
+        keys: Sequence[Hashable],
+        *,
+        on_sentence: SentenceHook,
+        budgets: Mapping[Hashable, int],
+        max_sentence_tokens: int = 64,
+        stop_strings: Sequence[str] = (),
+        regroup: bool = True,
+        streamer: Any = None,
+    ) -> dict[Hashable, DecodeOutcome]:
+        """Continue the rows ``keys`` together until each stops; ``budgets`` caps new tokens per row.
+
+        With ``regroup``, once any row is stopped by the hook the other rows stop at their next
+        sentence boundary (``finish="paused"``) so the controller can serve them all in one round.
+        """
+        ...
+
+    def close(self, key: Hashable) -> None:
+        """Forget a row and free its cache."""
+        ...
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A causal language model that exposes its next-token distributions while it writes."""
+
+    name: str
+    context_length: int
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` encodes to (without special tokens)."""
+        ...
+
+    def open_session(self) -> DecodeSession:
+        """A new, empty set of rows."""
+        ...
+
+
+__all__ = ["DecodeSession", "LanguageModel", "SentenceHook"]

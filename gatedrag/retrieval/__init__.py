@@ -1,0 +1,6 @@
+"""Retrieval: the Retriever protocol, JSONL corpora, BM25 (bm25s; rank-bm25 as an alternative)."""
+
+from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.corpus import demo_corpus_path, load_corpus
+
+__all__ = ["Retriever", "demo_corpus_path", "load_corpus"]

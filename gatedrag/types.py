@@ -1,0 +1,236 @@
+"""Pydantic models for every value that crosses a layer.
+
+Conventions used throughout:
+
+* log-probabilities are natural logs (nats), ``<= 0``;
+* entropies are in nats, ``>= 0``, over the model's full next-token distribution;
+* every :class:`SignalValue` is oriented so that **higher = more uncertain**;
+* token spans are half-open ``[start, end)`` indices into the tokens of one sentence.
+
+Example:
+    >>> from gatedrag.types import Answer
+    >>> a = Answer(question="q", text="So the answer is x.", answer="x", confidence=0.9)
+    >>> Answer.model_validate_json(a.model_dump_json()) == a
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenAlternative(_Model):
+    """One of the top-k candidates of a next-token distribution."""
+
+    token_id: int
+    text: str
+    logprob: float = Field(le=0.0)
+
+
+class TokenStep(_Model):
+    """One generated token with the distribution it was drawn from.
+
+    ``logprob`` is the log-probability of the chosen token and ``entropy`` the entropy (nats) of
+    the full next-token distribution at that step, both read from the logits the model already
+    produced while decoding (no extra forward pass).
+    """
+
+    token_id: int
+    text: str
+    logprob: float = Field(le=0.0)
+    entropy: float = Field(ge=0.0)
+    top: list[TokenAlternative] = Field(default_factory=list)
+
+    @property
+    def prob(self) -> float:
+        """Probability of the chosen token, in [0, 1]."""
+        return math.exp(self.logprob)
+
+
+class Sentence(_Model):
+    """A sentence the model generated, with the per-token distributions behind it.
+
+    ``final`` marks the last piece of text of an answer (it ended at EOS, a stop string or the token
+    budget rather than at a sentence boundary).
+    """
+
+    text: str
+    tokens: list[TokenStep]
+    final: bool = False
+
+    @property
+    def token_ids(self) -> list[int]:
+        return [t.token_id for t in self.tokens]
+
+
+FinishReason = Literal["hook", "eos", "stop", "budget", "paused"]
+
+
+class DecodeOutcome(_Model):
+    """What one decoding call did for one row: the sentences it completed, in order, and why it
+    ended (``hook``: the sentence hook asked to stop; ``paused``: stopped at a sentence boundary so
+    that other rows can be served; ``eos`` / ``stop`` / ``budget``: the answer ended)."""
+
+    sentences: list[Sentence] = Field(default_factory=list)
+    finish: FinishReason
+    new_tokens: int = 0
+    prompt_tokens: int = 0
+
+
+class Passage(_Model):
+    """A corpus passage: the unit of retrieval."""
+
+    id: str
+    title: str = ""
+    text: str
+
+
+class Hit(_Model):
+    """A retrieved passage with its retriever score (higher = more relevant) and 1-based rank."""
+
+    passage: Passage
+    score: float
+    rank: int = Field(ge=1)
+
+
+class Span(_Model):
+    """A half-open token span ``[start, end)`` of a sentence and its text."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
+class SignalValue(_Model):
+    """The value of one uncertainty signal on one sentence (higher = more uncertain).
+
+    ``span`` points at the part of the sentence the signal blames (e.g. its least likely tokens)
+    and ``token_indices`` lists the individual tokens it flags. ``details`` carries the raw
+    quantities behind ``value`` (for instance the minimum token probability), named with units.
+    """
+
+    name: str
+    value: float
+    threshold: float | None = None
+    fired: bool = False
+    span: Span | None = None
+    token_indices: list[int] = Field(default_factory=list)
+    details: dict[str, float] = Field(default_factory=dict)
+
+
+class Reason(_Model):
+    """Why the gate acted: a signal that crossed its threshold."""
+
+    signal: str
+    value: float
+    threshold: float
+    span: Span | None = None
+
+
+class Decision(_Model):
+    """The gate's verdict on one sentence."""
+
+    action: Literal["accept", "retrieve"]
+    reasons: list[Reason] = Field(default_factory=list)
+    note: str | None = None
+
+
+class StepPassage(_Model):
+    """A passage as recorded in the trace (id, title, score, rank)."""
+
+    id: str
+    title: str
+    score: float
+    rank: int
+
+
+class Step(_Model):
+    """One entry of an answer's trace, in the order things happened.
+
+    ``kind="sentence"``: a sentence the model generated, the signal values computed on it and the
+    gate's decision; ``accepted`` says whether it stayed in the answer (a sentence the gate sent to
+    retrieval is replaced by a regenerated one). ``kind="retrieval"``: a retrieval with its query and
+    passages; ``error`` is set when the retriever failed and the answer went on without passages.
+    """
+
+    index: int
+    kind: Literal["sentence", "retrieval"]
+    text: str = ""
+    accepted: bool = False
+    tokens: int = 0
+    signals: list[SignalValue] = Field(default_factory=list)
+    decision: Decision | None = None
+    query: str | None = None
+    passages: list[StepPassage] = Field(default_factory=list)
+    trigger: str | None = None
+    error: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True when this step's backend failed and the answer continued without it."""
+        return self.error is not None
+
+
+class Counts(_Model):
+    """Cost counters of one answer."""
+
+    llm_calls: int = 0
+    retrievals: int = 0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    wall_time_s: float = 0.0
+
+
+class Answer(_Model):
+    """A gated, traced answer.
+
+    ``text`` is the whole generated answer (reasoning included), ``answer`` the short final answer
+    extracted after "the answer is", ``confidence`` in [0, 1] the geometric-mean probability of the
+    tokens of the final answer (of all accepted tokens when no final answer was found).
+    """
+
+    question: str
+    text: str
+    answer: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    counts: Counts = Field(default_factory=Counts)
+    steps: list[Step] = Field(default_factory=list)
+    finish_reason: Literal["answer", "eos", "budget", "stop", "error"] = "answer"
+    model: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def degraded(self) -> bool:
+        """True when any backend failed while answering (see the steps' ``error``)."""
+        return any(s.degraded for s in self.steps)
+
+    @property
+    def retrieved(self) -> bool:
+        """True when at least one retrieval ran for this answer."""
+        return self.counts.retrievals > 0
+
+
+__all__ = [
+    "Answer",
+    "Counts",
+    "Decision",
+    "DecodeOutcome",
+    "FinishReason",
+    "Hit",
+    "Passage",
+    "Reason",
+    "Sentence",
+    "SignalValue",
+    "Span",
+    "Step",
+    "StepPassage",
+    "TokenAlternative",
+    "TokenStep",
+]
