@@ -1,0 +1,130 @@
+"""The ``gatedrag`` command line (typer): ``ask`` and ``index build``.
+
+Errors a user can cause (bad question, missing corpus, bad config) are printed without a
+traceback and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gatedrag.errors import GatedRAGError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Uncertainty-gated retrieval-augmented generation.")
+index_app = typer.Typer(no_args_is_help=True, help="Build retrieval indexes.")
+app.add_typer(index_app, name="index")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _steps_table(answer) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title="Trace", show_lines=False, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("text / query")
+    table.add_column("signals (value > threshold)")
+    table.add_column("decision")
+    for s in answer.steps:
+        if s.kind == "sentence":
+            sig = ", ".join(
+                f"{'[red]' if v.fired else ''}{v.name}={v.value:.3g}"
+                + (f">{v.threshold:.3g}" if v.fired and v.threshold is not None else "")
+                + ("[/red]" if v.fired else "")
+                for v in s.signals
+            )
+            decision = s.decision.action if s.decision else ""
+            if s.decision and s.decision.note:
+                decision += f" ({s.decision.note})"
+            text = s.text if s.accepted else f"[dim strike]{s.text}[/dim strike]"
+            table.add_row(str(s.index), "sentence", text, sig, decision)
+        else:
+            passages = ", ".join(f"{p.title} ({p.score:.1f})" for p in s.passages)
+            detail = f"[yellow]{s.error}[/yellow]" if s.error else passages
+            table.add_row(str(s.index), f"retrieval ({s.trigger})", f"[cyan]{s.query}[/cyan]", detail, "")
+    return table
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    corpus: Annotated[
+        Path | None, typer.Option(help="JSONL corpus to retrieve from (default: the demo corpus).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or TOML config file.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the answer and its trace as JSON.")] = False,
+) -> None:
+    """Answer QUESTION, retrieving only for the sentences the model is unsure of."""
+    from gatedrag.config import PipelineConfig, load_config
+    from gatedrag.pipeline import validate_question
+
+    try:
+        validate_question(question)
+        cfg = load_config(config) if config else PipelineConfig()
+        if corpus is not None:
+            cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"corpus": corpus})})
+        _quiet_libraries()
+        from gatedrag.pipeline import GatedRAG
+
+        with err_console.status("Loading the model and index…") as status:
+            rag = GatedRAG.from_config(cfg, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
+        with err_console.status("Answering…"):
+            answer = rag.ask(question)
+    except GatedRAGError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
+    if json_out:
+        sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+        return
+    console.print(_steps_table(answer))
+    c = answer.counts
+    console.print(
+        f"[bold]Answer:[/bold] {answer.answer}   [dim](confidence {answer.confidence:.2f}; "
+        f"{c.retrievals} retrievals, {c.llm_calls} LLM calls, {c.generated_tokens} tokens, {c.wall_time_s:.1f} s)[/dim]"
+    )
+    console.print(f"[dim]{answer.text}[/dim]")
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[Path, typer.Argument(help="JSONL corpus: one {id, title, text} object a line.")],
+    out: Annotated[Path | None, typer.Option(help="Index directory (default: in the gatedrag cache).")] = None,
+) -> None:
+    """Build (or rebuild) the BM25 index of CORPUS."""
+    import time
+
+    from gatedrag.retrieval.bm25 import BM25Retriever, default_index_dir
+    from gatedrag.retrieval.corpus import corpus_sha256
+
+    try:
+        t0 = time.perf_counter()
+        with err_console.status(f"Indexing {corpus}…"):
+            directory = out or default_index_dir(corpus_sha256(corpus))
+            retriever = BM25Retriever.from_corpus(corpus, index_dir=directory, rebuild=True)
+    except GatedRAGError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
+    console.print(f"Indexed {len(retriever.passages):,} passages in {time.perf_counter() - t0:.1f} s → {directory}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

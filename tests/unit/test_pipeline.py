@@ -1,0 +1,75 @@
+"""The controller with a tiny random model: validation, degradation, trace and JSON."""
+
+import pytest
+
+from gatedrag.config import GateConfig, GenerationConfig, PipelineConfig, TokenRAGRule
+from gatedrag.errors import InputError
+from gatedrag.pipeline import GatedRAG, extract_answer
+from gatedrag.retrieval.bm25 import BM25Retriever
+from gatedrag.types import Answer, Passage
+
+
+class FailingRetriever:
+    name = "failing"
+
+    def retrieve(self, queries, k):
+        raise ConnectionError("search backend is down")
+
+
+def config(**gen):
+    return PipelineConfig(
+        gate=GateConfig(rules=[TokenRAGRule(theta=0.0)]),  # a random model is always unsure: always fires
+        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=8, **gen),
+    )
+
+
+def test_bad_questions_raise_typed_errors(tiny_lm):
+    rag = GatedRAG(tiny_lm, None, config())
+    for bad in ["", "   ", None, 42]:
+        with pytest.raises(InputError):
+            rag.ask(bad)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="list"):
+        rag.batch("a question")  # type: ignore[arg-type]
+
+
+def test_failing_retriever_degrades_and_answer_continues(tiny_lm):
+    rag = GatedRAG(tiny_lm, FailingRetriever(), config())
+    answer = rag.ask("Who wrote Hamlet?")
+    retrievals = [s for s in answer.steps if s.kind == "retrieval"]
+    assert retrievals and all("search backend is down" in s.error for s in retrievals)
+    assert answer.degraded and answer.counts.retrievals == 0
+    kept = [s for s in answer.steps if s.kind == "sentence" and s.accepted]
+    assert kept and any(s.decision.note == "retrieval unavailable; sentence kept" for s in kept)
+    assert answer.counts.generated_tokens > 0
+
+
+def test_retrieval_is_traced_with_query_and_passages(tiny_lm):
+    passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta gamma") for i in range(5)]
+    retriever = BM25Retriever.build(passages)
+    steps = []
+    rag = GatedRAG(tiny_lm, retriever, config(retrieve_first=True, max_retrievals=2))
+    answer = rag.ask("alpha word3?", on_step=lambda i, s: steps.append(s))
+    assert steps == answer.steps
+    first = answer.steps[0]
+    assert first.kind == "retrieval" and first.trigger == "before generation" and first.passages
+    sentences = [s for s in answer.steps if s.kind == "sentence"]
+    for s in sentences:
+        if s.decision.action == "retrieve":
+            r = s.decision.reasons[0]
+            fired = next(v for v in s.signals if v.name == r.signal)
+            assert fired.fired and r.value == fired.value and r.value > r.threshold
+    assert answer.counts.retrievals <= 1 + 2
+    assert Answer.model_validate_json(answer.model_dump_json()) == answer
+    assert 0.0 <= answer.confidence <= 1.0
+
+
+def test_batch_keeps_order(tiny_lm):
+    rag = GatedRAG(tiny_lm, None, config(batch_size=2))
+    qs = ["first?", "second?", "third?"]
+    assert [a.question for a in rag.batch(qs)] == qs
+
+
+def test_extract_answer():
+    assert extract_answer("X is Y. So the answer is Santiago.") == "Santiago"
+    assert extract_answer("so THE ANSWER IS: yes") == "yes"
+    assert extract_answer("no marker here") is None
