@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ContextLengthError, InputError
 from gatedrag.gate import Gate
-from gatedrag.lm.base import DecodeSession, LanguageModel
+from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import build_query
@@ -224,7 +224,7 @@ class GatedRAG:
                     step.decision.note = note
                 break
 
-    def _on_sentence(self, job: _Job, sentence: Sentence) -> bool:
+    def _on_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
         """The sentence hook: gate the sentence, record it, and say whether the row goes on."""
         gate_cfg, gen = self.config.gate, self.config.generation
         signals, decision = self.gate.evaluate(sentence.tokens)
@@ -255,15 +255,15 @@ class GatedRAG:
         )
         if decision.action == "retrieve":
             job.rejected = (sentence, decision)
-            return False
+            return "act"
         self._keep(job, sentence)
         if final:
             job.done, job.finish = True, "answer"
-            return False
+            return "done"
         if regenerated and not gen.keep_passages:
             job.drop_passages = True
-            return False
-        return True
+            return "act"
+        return "continue"
 
     def _retrieve(self, requests: list[tuple[_Job, str, str]]) -> list[bool]:
         """Run the queries (batched); a failing retriever degrades the step instead of raising."""

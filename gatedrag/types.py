@@ -70,13 +70,13 @@ class Sentence(_Model):
         return [t.token_id for t in self.tokens]
 
 
-FinishReason = Literal["hook", "eos", "stop", "budget", "paused"]
+FinishReason = Literal["act", "done", "eos", "stop", "budget", "paused"]
 
 
 class DecodeOutcome(_Model):
     """What one decoding call did for one row: the sentences it completed, in order, and why it
-    ended (``hook``: the sentence hook asked to stop; ``paused``: stopped at a sentence boundary so
-    that other rows can be served; ``eos`` / ``stop`` / ``budget``: the answer ended)."""
+    ended (``act`` / ``done``: the sentence hook's verdict; ``paused``: stopped at a sentence
+    boundary so that other rows can be served; ``eos`` / ``stop`` / ``budget``: the text ended)."""
 
     sentences: list[Sentence] = Field(default_factory=list)
     finish: FinishReason

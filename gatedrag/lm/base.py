@@ -2,26 +2,30 @@
 
 A backend decodes several *rows* (one per question being answered) together, keeps each row's KV
 cache between calls, and reports every finished sentence to a hook with the per-token
-distributions it was drawn from. The hook decides whether the row goes on (``True``) or stops so
-that the controller can act (``False``).
+distributions it was drawn from. The hook's verdict decides what happens to the row:
+``"continue"`` (keep writing), ``"done"`` (the answer is complete) or ``"act"`` (stop so that the
+controller can act on this sentence, e.g. retrieve).
 
 Example (with any backend, e.g. :class:`gatedrag.lm.hf.HFLanguageModel`)::
 
     session = lm.open_session()
     session.start("q1", "Question: Where is Paris?\\nAnswer:")
-    out = session.decode(["q1"], on_sentence=lambda key, s: True, budgets={"q1": 64})
+    out = session.decode(["q1"], on_sentence=lambda key, s: "continue", budgets={"q1": 64})
     print(out["q1"].sentences[0].text)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gatedrag.types import DecodeOutcome, Sentence
 
-SentenceHook = Callable[[Hashable, Sentence], bool]
-"""Called with (row key, sentence) for each completed sentence; return False to stop that row."""
+SentenceVerdict = Literal["continue", "done", "act"]
+"""What a sentence hook decides: keep writing, the row is finished, or stop so the controller can act."""
+
+SentenceHook = Callable[[Hashable, Sentence], SentenceVerdict]
+"""Called with (row key, sentence) for each completed sentence."""
 
 
 @runtime_checkable
@@ -47,7 +51,7 @@ class DecodeSession(Protocol):
     ) -> dict[Hashable, DecodeOutcome]:
         """Continue the rows ``keys`` together until each stops; ``budgets`` caps new tokens per row.
 
-        With ``regroup``, once any row is stopped by the hook the other rows stop at their next
+        With ``regroup``, once the hook asks any row to ``"act"`` the other rows stop at their next
         sentence boundary (``finish="paused"``) so the controller can serve them all in one round.
         """
         ...
@@ -73,4 +77,4 @@ class LanguageModel(Protocol):
         ...
 
 
-__all__ = ["DecodeSession", "LanguageModel", "SentenceHook"]
+__all__ = ["DecodeSession", "LanguageModel", "SentenceHook", "SentenceVerdict"]

@@ -86,7 +86,7 @@ class SentenceMonitor(StoppingCriteria):
         self.rows = [_RowState(k, st, int(budgets[k])) for k, st in zip(keys, streams)]
         for row in self.rows:
             row.ends = self._ends(row.stream.ids())
-        self._hook_stops = 0
+        self._acting = 0
         self.tap = ScoreTap()
 
     # -- text helpers -------------------------------------------------------------------------
@@ -169,13 +169,15 @@ class SentenceMonitor(StoppingCriteria):
             return
         sentence = Sentence(text=sentence_text, tokens=taken, final=final)
         row.sentences.append(sentence)
-        go_on = self.on_sentence(row.key, sentence)
+        verdict = self.on_sentence(row.key, sentence)
         if final or row.done:
             return
-        if not go_on:
-            self._hook_stops += 1
-            self._finish(row, "hook", flush=False)
-        elif self.regroup and self._hook_stops:
+        if verdict == "act":
+            self._acting += 1
+            self._finish(row, "act", flush=False)
+        elif verdict == "done":
+            self._finish(row, "done", flush=False)
+        elif self.regroup and self._acting:
             self._finish(row, "paused", flush=False)
 
     def _finish(self, row: _RowState, reason: FinishReason, *, flush: bool = True) -> None:

@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from gatedrag.config import PipelineConfig, load_config, parse_config
 from gatedrag.errors import ConfigError
@@ -7,7 +8,7 @@ from gatedrag.errors import ConfigError
 def test_defaults_are_valid_and_frozen():
     cfg = PipelineConfig()
     assert cfg.retrieval.top_k == 3 and cfg.generation.max_answer_tokens == 128
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.retrieval.top_k = 5  # type: ignore[misc]
 
 

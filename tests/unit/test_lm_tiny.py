@@ -27,7 +27,7 @@ def test_batched_rows_equal_one_at_a_time_generate(tiny_lm):
     s = tiny_lm.open_session()
     for i, p in enumerate(PROMPTS):
         s.start(i, p, cached_prefix=p[:6] if i == 2 else "")
-    out = s.decode([0, 1, 2], on_sentence=lambda k, sent: True, budgets={0: 12, 1: 20, 2: 30}, regroup=False)
+    out = s.decode([0, 1, 2], on_sentence=lambda k, sent: "continue", budgets={0: 12, 1: 20, 2: 30}, regroup=False)
     for i, p in enumerate(PROMPTS):
         plen = len(tiny_lm.encode(p, special=True))
         ids = s.tokens(i)
@@ -41,7 +41,7 @@ def test_token_statistics_match_transition_scores(tiny_lm):
     seen = []
     out = s.decode(
         ["a"],
-        on_sentence=lambda k, sent: seen.extend(sent.tokens) or True,
+        on_sentence=lambda k, sent: seen.extend(sent.tokens) or "continue",
         budgets={"a": 15},
         max_sentence_tokens=5,
         regroup=False,
@@ -60,13 +60,13 @@ def test_token_statistics_match_transition_scores(tiny_lm):
 def test_continuing_a_row_reuses_its_cache(tiny_lm):
     s = tiny_lm.open_session()
     s.start(0, PROMPTS[2])
-    s.decode([0], on_sentence=lambda k, sent: True, budgets={0: 8}, regroup=False)
-    s.decode([0], on_sentence=lambda k, sent: True, budgets={0: 8}, regroup=False)
+    s.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 8}, regroup=False)
+    s.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 8}, regroup=False)
     ids = s.tokens(0)
     plen = len(tiny_lm.encode(PROMPTS[2], special=True))
     if tiny_lm.pad_id not in ids[plen:]:
         assert reference(tiny_lm, ids[:plen], len(ids) - plen).sequences[0, plen:].tolist() == ids[plen:]
-    assert s.decode([0], on_sentence=lambda k, sent: True, budgets={0: 1})[0].prompt_tokens == 0
+    assert s.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 1})[0].prompt_tokens == 0
 
 
 def test_hook_stop_pauses_the_others_at_a_boundary(tiny_lm):
@@ -77,10 +77,10 @@ def test_hook_stop_pauses_the_others_at_a_boundary(tiny_lm):
 
     def hook(key, sentence):
         calls.append(key)
-        return key != 0  # row 0 stops at its first sentence
+        return "act" if key == 0 else "continue"  # row 0 stops at its first sentence
 
     out = s.decode([0, 1, 2], on_sentence=hook, budgets={0: 60, 1: 60, 2: 60}, max_sentence_tokens=6)
-    assert out[0].finish == "hook" and len(out[0].sentences) == 1
+    assert out[0].finish == "act" and len(out[0].sentences) == 1
     assert {out[1].finish, out[2].finish} <= {"paused", "eos", "budget", "stop"}
     for o in out.values():
         assert all(len(sent.tokens) <= 6 for sent in o.sentences)
@@ -90,7 +90,7 @@ def test_stop_strings_end_the_row_and_are_not_in_the_text(tiny_lm):
     s = tiny_lm.open_session()
     s.start(0, PROMPTS[0])
     text = tiny_lm.decode(s.tokens(0))
-    out = s.decode([0], on_sentence=lambda k, sent: True, budgets={0: 40}, stop_strings=("e",), regroup=False)
+    out = s.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 40}, stop_strings=("e",), regroup=False)
     gen = tiny_lm.decode(s.tokens(0))[len(text) :]
     if "e" in gen:
         assert out[0].finish == "stop"
@@ -106,5 +106,5 @@ def test_bad_input_is_refused(tiny_lm):
     with pytest.raises(InputError, match="prefix"):
         s.start(0, "abc", cached_prefix="zzz")
     with pytest.raises(InputError, match="unknown rows"):
-        s.decode([42], on_sentence=lambda k, x: True, budgets={42: 1})
+        s.decode([42], on_sentence=lambda k, x: "continue", budgets={42: 1})
     assert math.isfinite(tiny_lm.count_tokens("hello"))

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from gatedrag.errors import CorpusError, RetrievalIndexError
 from gatedrag.retrieval.bm25 import BM25Retriever
@@ -110,5 +111,5 @@ def test_query_masks_doubtful_tokens_and_truncates():
 
 
 def test_passage_model_rejects_extra_fields():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Passage(id="a", text="x", url="y")  # type: ignore[call-arg]
