@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Uncertainty-
 index_app = typer.Typer(no_args_is_help=True, help="Build retrieval indexes.")
 app.add_typer(index_app, name="index")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _quiet_libraries() -> None:

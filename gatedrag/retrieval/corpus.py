@@ -26,6 +26,8 @@ def demo_corpus_path() -> Path:
 def corpus_sha256(path: str | Path) -> str:
     """Checksum of a corpus file, used to tell whether an index is stale."""
     digest = hashlib.sha256()
+    if not Path(path).exists():
+        raise CorpusError(f"corpus file not found: {path}")
     try:
         with open(path, "rb") as fh:
             while block := fh.read(1 << 20):

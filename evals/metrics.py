@@ -1,0 +1,50 @@
+"""SQuAD-normalised exact match and token F1, max over gold aliases (anchors §1.1).
+
+A prediction of "yes", "no" or "noanswer" gets F1 = 0 unless it matches the gold exactly.
+
+Example:
+    >>> from gatedrag.evals.metrics import exact_match, f1
+    >>> exact_match("The Eiffel Tower", ["eiffel tower"]), round(f1("Paris, France", ["Paris"]), 2)
+    (1.0, 0.67)
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, drop punctuation and articles, collapse whitespace (SQuAD)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    p = normalize(prediction)
+    return float(any(p == normalize(g) for g in golds))
+
+
+def _f1(prediction: str, gold: str) -> float:
+    p, g = normalize(prediction), normalize(gold)
+    special = {"yes", "no", "noanswer"}
+    if (p in special or g in special) and p != g:
+        return 0.0
+    pt, gt = p.split(), g.split()
+    common = sum((Counter(pt) & Counter(gt)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pt), common / len(gt)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1(prediction: str, golds: Sequence[str]) -> float:
+    return max((_f1(prediction, g) for g in golds), default=0.0)
+
+
+__all__ = ["exact_match", "f1", "normalize"]

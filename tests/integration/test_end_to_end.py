@@ -1,0 +1,59 @@
+"""End to end with the real default model and the demo corpus (in the default test run)."""
+
+import json
+
+import pytest
+
+from gatedrag.pipeline import GatedRAG
+from gatedrag.types import Answer
+
+pytestmark = pytest.mark.model
+
+QUESTION = 'What screenwriter with credits for "Evolution" co-wrote a film starring Nicolas Cage and Téa Leoni?'
+
+
+def test_unsure_sentence_triggers_retrieval_and_the_right_answer(default_rag):
+    closed = GatedRAG(default_rag.lm, None, default_rag.config).ask(QUESTION)
+    assert "weissman" not in closed.answer.lower()  # the model cannot answer it closed-book
+    assert closed.counts.retrievals == 0
+
+    answer = default_rag.ask(QUESTION)
+    assert "weissman" in answer.answer.lower(), answer.text
+    assert answer.finish_reason == "answer" and answer.counts.retrievals >= 1
+    retrievals = [s for s in answer.steps if s.kind == "retrieval"]
+    assert retrievals and retrievals[0].query and retrievals[0].passages and not answer.degraded
+
+    # every retrieval was caused by a rejected sentence whose recorded signal crossed its threshold
+    rejected = [s for s in answer.steps if s.kind == "sentence" and s.decision.action == "retrieve"]
+    assert len(rejected) == answer.counts.retrievals
+    for step in rejected:
+        assert not step.accepted and step.decision.reasons
+        for reason in step.decision.reasons:
+            signal = next(v for v in step.signals if v.name == reason.signal)
+            assert signal.fired and signal.value == reason.value and signal.threshold == reason.threshold
+            assert reason.value > reason.threshold
+        assert answer.steps[step.index + 1].kind == "retrieval"
+    # accepted sentences make up the answer text, and the trace survives a JSON round trip
+    assert answer.text == " ".join(s.text for s in answer.steps if s.kind == "sentence" and s.accepted)
+    assert Answer.model_validate_json(answer.model_dump_json()) == answer
+    assert 0 < answer.confidence <= 1 and answer.counts.llm_calls >= 2 and answer.counts.generated_tokens > 0
+
+
+def test_cli_prints_json_and_refuses_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from gatedrag.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", "  "])
+    assert result.exit_code == 1 and "empty" in result.output
+    bad = tmp_path / "c.yaml"
+    bad.write_text("retrieval:\n  top_k: 0\n")
+    result = runner.invoke(app, ["ask", "Who?", "--config", str(bad)])
+    assert result.exit_code == 1 and "top_k" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["index", "build", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 1 and "not found" in result.output
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "1", "title": "T", "text": "alpha beta"}) + "\n")
+    result = runner.invoke(app, ["index", "build", str(corpus), "--out", str(tmp_path / "idx")])
+    assert result.exit_code == 0 and (tmp_path / "idx" / "gatedrag-index.json").exists()
