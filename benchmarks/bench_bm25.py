@@ -1,6 +1,6 @@
 """bm25s vs rank-bm25: index build time and query latency on the benchmark corpora.
 
-    python benchmarks/bench_bm25.py [--queries 200]
+python benchmarks/bench_bm25.py [--queries 200]
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ The cold run uses an empty temporary cache so nothing already converted is reuse
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from common import save
 
@@ -29,10 +29,7 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 
 
 def run(model: str, cache: str) -> tuple[float, float]:
-    env = {"GATEDRAG_CACHE": cache, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PATH": ""}
-    import os
-
-    env = {**os.environ, **{k: v for k, v in env.items() if k != "PATH"}}
+    env = {**os.environ, "GATEDRAG_CACHE": cache, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     out = subprocess.run([sys.executable, "-c", CHILD, model], env=env, capture_output=True, text=True, check=True)
     seconds, rss = out.stdout.strip().splitlines()[-1].split()
     return float(seconds), float(rss)

@@ -32,7 +32,9 @@ def main() -> None:
 
     lm = HFLanguageModel.load(ModelConfig(name=args.model))
     gate = Gate(GateConfig(rules=[TokenRAGRule(act=False), FlareRule(act=False), GNLLRule(), EntropyRule()]))
-    _, prompt = PromptTemplate.load("cot").render("Which magazine was started first, Arthur's Magazine or First for Women?")
+    _, prompt = PromptTemplate.load("cot").render(
+        "Which magazine was started first, Arthur's Magazine or First for Women?"
+    )
     prompt_ids = lm.encode(prompt, special=True)
     sentences = 0
 

@@ -55,7 +55,11 @@ def main() -> None:
         answers = rag.batch(questions)
         dt = time.perf_counter() - t0
         tokens = sum(a.counts.generated_tokens for a in answers)
-        result[f"controller_batch{batch}"] = {"seconds": round(dt, 2), "tokens": tokens, "tokens_per_s": round(tokens / dt, 2)}
+        result[f"controller_batch{batch}"] = {
+            "seconds": round(dt, 2),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / dt, 2),
+        }
     result["controller_speedup"] = round(
         result["controller_batch8"]["tokens_per_s"] / result["controller_batch1"]["tokens_per_s"], 2
     )
@@ -70,11 +74,19 @@ def main() -> None:
             enc = tok(short[lo : lo + batch], return_tensors="pt", padding=True)
             with torch.inference_mode():
                 seq = lm.model.generate(
-                    **enc, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False, pad_token_id=lm.pad_id
+                    **enc,
+                    max_new_tokens=args.tokens,
+                    min_new_tokens=args.tokens,
+                    do_sample=False,
+                    pad_token_id=lm.pad_id,
                 )
             made += (seq.shape[1] - enc["input_ids"].shape[1]) * seq.shape[0]
         dt = time.perf_counter() - t0
-        result[f"plain_generate_batch{batch}"] = {"seconds": round(dt, 2), "tokens": made, "tokens_per_s": round(made / dt, 2)}
+        result[f"plain_generate_batch{batch}"] = {
+            "seconds": round(dt, 2),
+            "tokens": made,
+            "tokens_per_s": round(made / dt, 2),
+        }
     result["plain_generate_speedup"] = round(
         result["plain_generate_batch8"]["tokens_per_s"] / result["plain_generate_batch1"]["tokens_per_s"], 2
     )

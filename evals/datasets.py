@@ -34,7 +34,9 @@ def load_hotpotqa(data_dir: str | Path = "../shared/data", *, limit: int | None 
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read HotpotQA file {path}: {err}") from None
     if not isinstance(rows, list) or (rows and not {"_id", "question", "answer"} <= set(rows[0])):
-        raise InputError(f"{path} is not HotpotQA distractor JSON: expected a list of objects with _id, question, answer")
+        raise InputError(
+            f"{path} is not HotpotQA distractor JSON: expected a list of objects with _id, question, answer"
+        )
     rows = rows[:limit] if limit else rows
     return [Example(id=r["_id"], question=r["question"], answers=[r["answer"]], dataset="hotpotqa") for r in rows]
 

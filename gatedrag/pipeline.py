@@ -32,7 +32,7 @@ from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import build_query
-from gatedrag.types import Answer, Counts, Decision, Hit, Sentence, Step, StepPassage
+from gatedrag.types import Answer, AnswerFinish, Counts, Decision, Hit, Sentence, Step, StepPassage
 
 StepCallback = Callable[[int, Step], None]
 
@@ -51,7 +51,7 @@ class _Job:
     drop_passages: bool = False
     rejected: tuple[Sentence, Decision] | None = None
     done: bool = False
-    finish: str = "answer"
+    finish: AnswerFinish = "answer"
 
 
 def validate_question(question: object) -> str:
@@ -95,6 +95,7 @@ class GatedRAG:
         self.config = config or PipelineConfig()
         self.gate = gate or Gate(self.config.gate)
         self.prompt = prompt or PromptTemplate.load(self.config.prompt)
+        self._on_step: StepCallback | None = None
 
     @classmethod
     def from_config(
@@ -149,34 +150,31 @@ class GatedRAG:
                 stop_strings=gen.stop_strings,
             )
             to_retrieve: list[tuple[_Job, str, str]] = []
+            ended: dict[Hashable, AnswerFinish] = {}
             for key in active:
                 job, out = jobs[key], outcomes[key]
                 job.counts.llm_calls += 1
                 job.counts.generated_tokens += out.new_tokens
+                if out.finish in ("eos", "stop", "budget"):
+                    ended[key] = out.finish  # type: ignore[assignment]
                 if job.rejected is not None:
                     sentence, decision = job.rejected
+                    mask = self.gate.query_mask(sentence.tokens, decision)
                     query = build_query(
-                        job.question,
-                        sentence.tokens,
-                        self.gate.query_mask(sentence.tokens, decision),
-                        max_words=self.config.retrieval.max_query_tokens,
+                        job.question, sentence.tokens, mask, max_words=self.config.retrieval.max_query_tokens
                     )
                     to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
                 elif job.done:
-                    continue
-                elif out.finish in ("eos", "stop", "budget"):
-                    self._finish(session, key, job, out.finish)
+                    session.close(key)
+                elif (
+                    key in ended or len(job.accepted_ids) >= gen.max_answer_tokens or rounds > 4 * gen.max_answer_tokens
+                ):
+                    self._finish(session, key, job, ended.get(key, "budget"))
                 elif job.drop_passages:
-                    job.drop_passages = False
-                    job.passages = None
+                    job.drop_passages, job.passages = False, None
                     self._start(session, key, job)
-                if len(job.accepted_ids) >= gen.max_answer_tokens and not job.done and job.rejected is None:
-                    self._finish(session, key, job, "budget")
-                if rounds > 4 * gen.max_answer_tokens and not job.done:
-                    self._finish(session, key, job, "budget")
             if to_retrieve:
-                ok = self._retrieve(to_retrieve)
-                for (job, _, _), success in zip(to_retrieve, ok):
+                for (job, _, _), success in zip(to_retrieve, self._retrieve(to_retrieve)):
                     key = job.index
                     sentence, _ = job.rejected  # type: ignore[misc]
                     job.rejected = None
@@ -184,8 +182,8 @@ class GatedRAG:
                         job.after_retrieval = True
                         continue
                     self._keep(job, sentence, note="retrieval unavailable; sentence kept")
-                    if sentence.final or self._is_final(sentence):
-                        self._finish(session, key, job, "answer" if self._is_final(sentence) else "eos")
+                    if self._is_final(sentence) or key in ended:
+                        self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
 
     def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, allow_degrade: bool = True) -> bool:
@@ -298,7 +296,7 @@ class GatedRAG:
             self._record(job, step)
         return ok
 
-    def _finish(self, session: DecodeSession, key: Hashable, job: _Job, reason: str) -> None:
+    def _finish(self, session: DecodeSession, key: Hashable, job: _Job, reason: AnswerFinish) -> None:
         job.done = True
         job.finish = "answer" if any(self._is_final(s) for s in job.accepted) else reason
         session.close(key)
@@ -315,7 +313,7 @@ class GatedRAG:
             confidence=self._confidence(job.accepted, marker),
             counts=job.counts,
             steps=job.steps,
-            finish_reason=job.finish if job.finish in ("answer", "eos", "budget", "stop") else "stop",  # type: ignore[arg-type]
+            finish_reason=job.finish,
             model=getattr(self.lm, "name", ""),
         )
 

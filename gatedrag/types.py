@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -188,6 +188,10 @@ class Counts(_Model):
     wall_time_s: float = 0.0
 
 
+AnswerFinish = Literal["answer", "eos", "budget", "stop"]
+"""Why an answer ended: a final-answer sentence, end-of-sequence, the token budget, a stop string."""
+
+
 class Answer(_Model):
     """A gated, traced answer.
 
@@ -202,9 +206,8 @@ class Answer(_Model):
     confidence: float = Field(ge=0.0, le=1.0)
     counts: Counts = Field(default_factory=Counts)
     steps: list[Step] = Field(default_factory=list)
-    finish_reason: Literal["answer", "eos", "budget", "stop", "error"] = "answer"
+    finish_reason: AnswerFinish = "answer"
     model: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def degraded(self) -> bool:
@@ -219,6 +222,7 @@ class Answer(_Model):
 
 __all__ = [
     "Answer",
+    "AnswerFinish",
     "Counts",
     "Decision",
     "DecodeOutcome",

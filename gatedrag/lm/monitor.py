@@ -162,7 +162,7 @@ class SentenceMonitor(StoppingCriteria):
             n = n if end < len(text) else len(st.steps)
         taken, st.steps = st.steps[:n], st.steps[n:]
         consumed = row.ends[n - 1] if n else 0
-        row.ends = [e - consumed for e in row.ends[n:]]
+        row.ends = self._ends(st.ids())  # re-derived: decode(rest) need not equal text[consumed:]
         sentence_text = (text[:end] if final else text[:consumed]).strip()
         st.tail = (st.tail + text[:consumed])[-_TAIL:]
         if not sentence_text:
