@@ -167,28 +167,45 @@ class HFLanguageModel:
         return HFDecodeSession(self)
 
     # -- KV helpers -----------------------------------------------------------------------------
-    def _forward(self, ids: list[int], past: KV | None) -> KV:
-        """Run ``ids`` through the model after ``past`` and return the extended cache."""
+    def _forward(self, suffixes: Sequence[Sequence[int]], past: KV | None) -> list[KV]:
+        """Run each suffix through the model after the shared cache ``past``, in one batch.
+
+        Suffixes are right-padded: with causal attention no real token attends to a pad that
+        follows it, so each row's cache is exact once the pads are sliced off.
+        """
         import torch
         from transformers import DynamicCache
 
-        cache = DynamicCache(ddp_cache_data=past) if past else DynamicCache()
-        if ids:
+        width = max((len(x) for x in suffixes), default=0)
+        done = past[0][0].shape[2] if past else 0
+        n = len(suffixes)
+        data = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in past] if past else None
+        cache = DynamicCache(ddp_cache_data=data) if data else DynamicCache()
+        if width:
+            batch = [list(x) + [self.pad_id] * (width - len(x)) for x in suffixes]
             with torch.inference_mode():
                 self.model(
-                    input_ids=torch.tensor([ids], device=self.model.device),
+                    input_ids=torch.tensor(batch, device=self.model.device),
                     past_key_values=cache,
                     use_cache=True,
                     logits_to_keep=1,
                 )
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        elif not data:
+            return [[] for _ in suffixes]
+        return [
+            [
+                (layer.keys[i : i + 1, :, : done + len(x)].clone(), layer.values[i : i + 1, :, : done + len(x)].clone())
+                for layer in cache.layers
+            ]
+            for i, x in enumerate(suffixes)
+        ]
 
     def _prefix_kv(self, text: str, ids: list[int]) -> KV:
         hit = self._prefixes.get(text)
         if hit is not None and hit[0] == ids:
             self._prefixes.move_to_end(text)
             return hit[1]
-        kv = self._forward(ids, None)
+        kv = self._forward([ids], None)[0]
         self._prefixes[text] = (ids, kv)
         while len(self._prefixes) > self._prefix_cache_size:
             self._prefixes.popitem(last=False)
@@ -227,19 +244,25 @@ class HFDecodeSession:
         """All token ids of a row: prompt, continuation and everything generated."""
         return list(self.rows[key].ids)
 
-    def _prefill(self, row: _Row) -> int:
-        if row.kv is not None:
-            return 0
-        n = len(row.ids) - 1
-        past: KV | None = None
-        done = 0
-        if row.prefix_len:
-            past = self.lm._prefix_kv(row.prefix, row.ids[: row.prefix_len])
-            done = min(row.prefix_len, n)
-            if done < row.prefix_len:
-                past = [(k[:, :, :done], v[:, :, :done]) for k, v in past]
-        row.kv = self.lm._forward(row.ids[done:n], past)
-        return n - done
+    def _prefill(self, rows: Sequence[_Row]) -> list[int]:
+        """Encode the uncached prompts of ``rows`` (all but each row's last token), batching the rows
+        that share a cached prefix; returns the number of tokens computed per row."""
+        computed = [0] * len(rows)
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if row.kv is None:
+                shared = row.prefix if row.prefix_len < len(row.ids) else f"\0{i}"
+                groups.setdefault(shared, []).append(i)
+        for members in groups.values():
+            first = rows[members[0]]
+            keep = min(first.prefix_len, len(first.ids) - 1)
+            past = self.lm._prefix_kv(first.prefix, first.ids[: first.prefix_len]) if first.prefix_len else None
+            if past is not None and keep < first.prefix_len:
+                past = [(k[:, :, :keep], v[:, :, :keep]) for k, v in past]
+            suffixes = [rows[i].ids[keep:-1] for i in members]
+            for i, kv, suffix in zip(members, self.lm._forward(suffixes, past), suffixes):
+                rows[i].kv, computed[i] = kv, len(suffix)
+        return computed
 
     def decode(
         self,
@@ -265,7 +288,7 @@ class HFDecodeSession:
         if any(int(budgets[k]) < 1 for k in keys):
             raise InputError("every decoded row needs a budget of at least one token")
         rows = [self.rows[k] for k in keys]
-        computed = [self._prefill(r) for r in rows]
+        computed = self._prefill(rows)
         for k, r in zip(keys, rows):
             if len(r.ids) + int(budgets[k]) > self.lm.context_length:
                 raise ContextLengthError(

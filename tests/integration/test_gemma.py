@@ -67,3 +67,19 @@ def test_sentence_statistics_are_distributions(gemma_lm):
         assert t.logprob <= 0 and t.entropy >= 0
         assert [a.logprob for a in t.top] == sorted((a.logprob for a in t.top), reverse=True)
         assert t.top[0].logprob >= t.logprob - 1e-5  # greedy picks the top token
+
+
+def test_prompt_longer_than_the_sliding_window_matches_generate(gemma_lm):
+    """Gemma 3 alternates sliding-window (512) and global layers; row caches must respect both."""
+    prompt = " ".join(f"Item {i} is a {'red' if i % 2 else 'blue'} box." for i in range(90)) + " Item 90 is a"
+    s = gemma_lm.open_session()
+    plen = s.start(0, prompt, cached_prefix=prompt[:200])  # the shared-prefix cache is exercised too
+    assert plen > 600
+    s.decode([0], on_sentence=lambda k, x: "continue", budgets={0: 8}, regroup=False)
+    got = s.tokens(0)
+    with torch.inference_mode():
+        ref = gemma_lm.model.generate(
+            torch.tensor([got[:plen]]), max_new_tokens=8, do_sample=False, pad_token_id=gemma_lm.pad_id
+        )
+    n = min(len(got), ref.shape[1])
+    assert n > plen and got[plen:n] == ref[0, plen:n].tolist()
