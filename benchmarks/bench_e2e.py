@@ -3,7 +3,7 @@
 Same model, same questions (the first ``--limit`` of ``hotpotqa/dev.json``), BM25 top-3 over the
 pooled HotpotQA corpus, batch 8. Reports s/q, retrievals/q, LLM calls/q, tokens/q, EM and F1.
 
-    python benchmarks/bench_e2e.py [--limit 20] [--methods closed,gated]
+    python benchmarks/bench_e2e.py [--limit 20] [--start 0] [--methods closed,gated,flare]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ METHODS = {
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--start", type=int, default=0, help="skip this many questions first")
     ap.add_argument("--methods", default="closed,gated")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     args = ap.parse_args()
@@ -37,8 +38,13 @@ def main() -> None:
 
     lm = HFLanguageModel.load(ModelConfig(name=args.model))
     retriever = BM25Retriever.from_corpus(hotpotqa_corpus(DATA))
-    examples = load_hotpotqa(DATA, limit=args.limit)
-    result: dict = {"model": args.model, "questions": len(examples), "corpus": "hotpotqa/corpus.jsonl (7,607)"}
+    examples = load_hotpotqa(DATA, limit=args.start + args.limit)[args.start :]
+    result: dict = {
+        "model": args.model,
+        "questions": len(examples),
+        "first_question": args.start,
+        "corpus": "hotpotqa/corpus.jsonl (7,607)",
+    }
     for name in args.methods.split(","):
         spec = dict(METHODS[name])
         use_retriever = spec.pop("retriever", True)
@@ -58,7 +64,7 @@ def main() -> None:
             "answers": [a.answer for a in answers],
         }
         print(name, {k: v for k, v in result[name].items() if k != "answers"}, flush=True)
-    save(f"e2e-hotpotqa-{args.limit}", result)
+    save(f"e2e-hotpotqa-{args.start}-{args.start + args.limit}", result)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from gatedrag.config import PipelineConfig
 from gatedrag.errors import ContextLengthError, InputError
 from gatedrag.gate import Gate
 from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
+from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import build_query
@@ -64,13 +65,15 @@ def validate_question(question: object) -> str:
 
 
 def extract_answer(text: str, marker: str = "the answer is") -> str | None:
-    """The short answer after the last ``marker`` (case-insensitive), without trailing punctuation."""
-    found = [m.end() for m in re.finditer(re.escape(marker), text, flags=re.IGNORECASE)]
-    if not found:
-        return None
-    tail = text[found[-1] :].strip().split("\n")[0]
-    tail = re.sub(r"^[:\s]+", "", tail)
-    return tail.rstrip(" .!").strip() or None
+    """The short answer after the last ``marker`` (case-insensitive) that is followed by one, cut at
+    the end of its sentence and without trailing punctuation; ``None`` if there is none."""
+    for m in reversed(list(re.finditer(re.escape(marker), text, flags=re.IGNORECASE))):
+        tail = re.sub(r"^[\s:]+", "", text[m.end() :]).split("\n")[0]
+        end = find_sentence_end(tail + " ")
+        answer = (tail[:end] if end is not None else tail).strip().rstrip(".!").strip()
+        if answer:
+            return answer
+    return None
 
 
 class GatedRAG:

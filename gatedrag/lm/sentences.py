@@ -17,62 +17,12 @@ from __future__ import annotations
 import re
 
 ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "st",
-        "jr",
-        "sr",
-        "vs",
-        "etc",
-        "e.g",
-        "i.e",
-        "u.s",
-        "u.k",
-        "no",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "mt",
-        "ft",
-        "gen",
-        "col",
-        "lt",
-        "sgt",
-        "capt",
-        "cmdr",
-        "adm",
-        "gov",
-        "sen",
-        "rep",
-        "rev",
-        "fr",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "approx",
-        "dept",
-        "est",
-        "fig",
-        "vol",
-        "al",
-        "ca",
-        "cf",
-    ]
+    "mr mrs ms dr prof st jr sr vs etc e.g i.e u.s u.k inc ltd co corp mt ft gen col lt sgt capt cmdr adm gov "
+    "sen rep rev fr jan feb mar apr jun jul aug sep sept oct nov dec approx dept est al ca cf".split()
 )
+NUMBER_ABBREVIATIONS = frozenset("no nos vol fig pp art".split())
+"""Abbreviations only when a number follows ("No. 5"); otherwise "no." ends a sentence."""
+_NUMBER_NEXT = re.compile(r"\s*\d")
 
 _END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s)|\n")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
@@ -86,7 +36,10 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     word = m.group(1)
     if len(word) == 1 and word.isupper():
         return True  # an initial: "J. K. Rowling"
-    return word.lower().rstrip(".") in ABBREVIATIONS
+    key = word.lower().rstrip(".")
+    if key in NUMBER_ABBREVIATIONS:
+        return _NUMBER_NEXT.match(text, dot + 1) is not None
+    return key in ABBREVIATIONS
 
 
 def find_sentence_end(text: str, start: int = 0) -> int | None:
@@ -110,4 +63,4 @@ def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
     return min(found) if found else None
 
 
-__all__ = ["ABBREVIATIONS", "find_sentence_end", "first_stop"]
+__all__ = ["ABBREVIATIONS", "NUMBER_ABBREVIATIONS", "find_sentence_end", "first_stop"]

@@ -73,3 +73,6 @@ def test_extract_answer():
     assert extract_answer("X is Y. So the answer is Santiago.") == "Santiago"
     assert extract_answer("so THE ANSWER IS: yes") == "yes"
     assert extract_answer("no marker here") is None
+    assert extract_answer("So the answer is no. So the answer is") == "no"  # cut by the budget
+    assert extract_answer("So the answer is St. Louis. Then more text") == "St. Louis"
+    assert extract_answer("So the answer is 3.5 million.") == "3.5 million"

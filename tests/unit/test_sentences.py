@@ -13,6 +13,8 @@ def test_boundary_needs_following_whitespace():
 def test_abbreviations_and_initials_do_not_end_sentences():
     assert find_sentence_end("Dr. Smith met J. K. Rowling in the U.S. Army. Later") == 45
     assert find_sentence_end("He lived in St. Louis. Then") == 22
+    assert find_sentence_end("It reached No. 5 in the chart. Then") == 30
+    assert find_sentence_end("So the answer is no. So") == 20
 
 
 def test_newline_and_other_terminators():
