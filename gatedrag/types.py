@@ -114,12 +114,15 @@ class SignalValue(_Model):
     ``span`` points at the part of the sentence the signal blames (e.g. its least likely tokens)
     and ``token_indices`` lists the individual tokens it flags. ``details`` carries the raw
     quantities behind ``value`` (for instance the minimum token probability), named with units.
+    ``fired``: the value crossed the signal's threshold; ``acting``: the gate lets this signal
+    trigger retrieval (one configured with ``act=False`` is computed and traced only).
     """
 
     name: str
     value: float
     threshold: float | None = None
     fired: bool = False
+    acting: bool = True
     span: Span | None = None
     token_indices: list[int] = Field(default_factory=list)
     details: dict[str, float] = Field(default_factory=dict)

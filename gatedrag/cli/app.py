@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gatedrag.errors import GatedRAGError
+from gatedrag.types import Answer, SignalValue
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Uncertainty-gated retrieval-augmented generation.")
 index_app = typer.Typer(no_args_is_help=True, help="Build retrieval indexes.")
@@ -33,7 +34,17 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _steps_table(answer) -> Table:  # type: ignore[no-untyped-def]
+def _signal_cell(v: SignalValue) -> str:
+    """``name=value``; red with ``>threshold`` when it crossed and acts, dim "(traced)" when it
+    crossed but is configured not to act."""
+    if not v.fired or v.threshold is None:
+        return f"{v.name}={v.value:.3g}"
+    if v.acting:
+        return f"[red]{v.name}={v.value:.3g}>{v.threshold:.3g}[/red]"
+    return f"[dim]{v.name}={v.value:.3g}>{v.threshold:.3g} (traced)[/dim]"
+
+
+def _steps_table(answer: Answer) -> Table:
     table = Table(title="Trace", show_lines=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("step")
@@ -42,12 +53,7 @@ def _steps_table(answer) -> Table:  # type: ignore[no-untyped-def]
     table.add_column("decision")
     for s in answer.steps:
         if s.kind == "sentence":
-            sig = ", ".join(
-                f"{'[red]' if v.fired else ''}{v.name}={v.value:.3g}"
-                + (f">{v.threshold:.3g}" if v.fired and v.threshold is not None else "")
-                + ("[/red]" if v.fired else "")
-                for v in s.signals
-            )
+            sig = ", ".join(_signal_cell(v) for v in s.signals)
             decision = s.decision.action if s.decision else ""
             if s.decision and s.decision.note:
                 decision += f" ({s.decision.note})"

@@ -53,7 +53,9 @@ class Gate:
 
     def evaluate(self, tokens: Sequence[TokenStep]) -> tuple[list[SignalValue], Decision]:
         values = [s.evaluate(tokens) for s in self.signals]
-        acting = [(s, v) for s, v in zip(self.signals, values) if self._acting(s, v)]
+        for s, v in zip(self.signals, values):
+            v.acting = self._acting(s, v)
+        acting = [(s, v) for s, v in zip(self.signals, values) if v.acting]
         fired = [(s, v) for s, v in acting if v.fired]
         trigger = bool(fired) and (self.config.combine == "any" or len(fired) == len(acting))
         reasons = [

@@ -64,6 +64,8 @@ def test_gate_reasons_carry_value_threshold_and_span():
     values, decision = gate.evaluate(toks(0.99, 0.5, 0.99))
     assert decision.action == "retrieve"
     assert [r.signal for r in decision.reasons] == ["token_rag"]  # flare fired but does not act
+    flare = next(v for v in values if v.name == "flare")
+    assert flare.fired and not flare.acting and values[0].acting
     r = decision.reasons[0]
     assert r.value == pytest.approx(values[0].value) and r.threshold == 0.1
     assert r.span is not None and r.span.start == 1 and r.span.end == 2
