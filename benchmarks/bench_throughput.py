@@ -16,6 +16,14 @@ import time
 from common import DATA, save
 
 
+def rate(seconds: float, tokens: int) -> dict:
+    return {"seconds": round(seconds, 2), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 2)}
+
+
+def speedup(result: dict, name: str) -> float:
+    return round(result[f"{name}_batch8"]["tokens_per_s"] / result[f"{name}_batch1"]["tokens_per_s"], 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=48)
@@ -60,9 +68,7 @@ def main() -> None:
             "tokens": tokens,
             "tokens_per_s": round(tokens / dt, 2),
         }
-    result["controller_speedup"] = round(
-        result["controller_batch8"]["tokens_per_s"] / result["controller_batch1"]["tokens_per_s"], 2
-    )
+    result["controller_speedup"] = speedup(result, "controller")
 
     tok = lm.tokenizer
     tok.padding_side = "left"
@@ -87,9 +93,7 @@ def main() -> None:
             "tokens": made,
             "tokens_per_s": round(made / dt, 2),
         }
-    result["plain_generate_speedup"] = round(
-        result["plain_generate_batch8"]["tokens_per_s"] / result["plain_generate_batch1"]["tokens_per_s"], 2
-    )
+    result["plain_generate_speedup"] = speedup(result, "plain_generate")
     save("throughput", result)
 
 

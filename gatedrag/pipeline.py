@@ -53,6 +53,7 @@ class _Job:
     rejected: tuple[Sentence, Decision] | None = None
     done: bool = False
     finish: AnswerFinish = "answer"
+    on_step: StepCallback | None = None
 
 
 def validate_question(question: object) -> str:
@@ -98,7 +99,6 @@ class GatedRAG:
         self.config = config or PipelineConfig()
         self.gate = gate or Gate(self.config.gate)
         self.prompt = prompt or PromptTemplate.load(self.config.prompt)
-        self._on_step: StepCallback | None = None
 
     @classmethod
     def from_config(
@@ -135,12 +135,13 @@ class GatedRAG:
     def _run(self, items: list[tuple[int, str]], on_step: StepCallback | None) -> list[Answer]:
         gen = self.config.generation
         session = self.lm.open_session()
-        jobs: dict[Hashable, _Job] = {i: _Job(index=i, question=q, t0=time.perf_counter()) for i, q in items}
-        self._on_step = on_step
+        jobs: dict[Hashable, _Job] = {
+            i: _Job(index=i, question=q, t0=time.perf_counter(), on_step=on_step) for i, q in items
+        }
         if gen.retrieve_first and self.retriever is not None:
             self._retrieve([(j, j.question, "before generation") for j in jobs.values()])
         for key, job in jobs.items():
-            self._start(session, key, job, allow_degrade=False)
+            self._start(session, key, job, initial=True)
         rounds = 0
         while active := [k for k, j in jobs.items() if not j.done]:
             rounds += 1
@@ -189,8 +190,13 @@ class GatedRAG:
                         self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
 
-    def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, allow_degrade: bool = True) -> bool:
-        """(Re)start a row on the closed-book or retrieval prompt plus the answer so far."""
+    def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, initial: bool = False) -> bool:
+        """(Re)start a row on the closed-book or retrieval prompt plus the answer so far.
+
+        A prompt too long for the model drops passages from the end until it fits (noted on the
+        retrieval step). If it cannot fit at all, the first start raises ContextLengthError; a restart
+        is recorded as degraded and returns False, leaving the row as it was.
+        """
         passages = list(job.passages) if job.passages is not None else None
         while True:
             prefix, prompt = self.prompt.render(job.question, passages)
@@ -198,22 +204,28 @@ class GatedRAG:
                 job.counts.prompt_tokens += session.start(
                     key, prompt, cached_prefix=prefix, continuation=job.accepted_ids
                 )
-                return True
+                break
             except ContextLengthError as err:
-                if not allow_degrade or not passages:
-                    if not allow_degrade:
-                        raise
-                    self._record(job, Step(index=len(job.steps), kind="retrieval", error=str(err)))
-                    return False
-                passages = passages[:-1]  # too long with the passages: try with fewer
+                if passages:
+                    passages = passages[:-1]
+                    continue
+                if initial:
+                    raise
+                self._record(job, Step(index=len(job.steps), kind="retrieval", error=str(err)))
+                return False
+        if job.passages and passages is not None and len(passages) < len(job.passages):
+            last = next(s for s in reversed(job.steps) if s.kind == "retrieval")
+            last.error = f"context too long for all passages: kept {len(passages)} of {len(job.passages)}"
+            job.passages = passages
+        return True
 
     def _is_final(self, sentence: Sentence) -> bool:
         return self.config.generation.answer_marker.lower() in sentence.text.lower()
 
     def _record(self, job: _Job, step: Step) -> None:
         job.steps.append(step)
-        if self._on_step is not None:
-            self._on_step(job.index, step)
+        if job.on_step is not None:
+            job.on_step(job.index, step)
 
     def _keep(self, job: _Job, sentence: Sentence, *, note: str | None = None) -> None:
         job.accepted.append(sentence)

@@ -76,3 +76,13 @@ def test_extract_answer():
     assert extract_answer("So the answer is no. So the answer is") == "no"  # cut by the budget
     assert extract_answer("So the answer is St. Louis. Then more text") == "St. Louis"
     assert extract_answer("So the answer is 3.5 million.") == "3.5 million"
+
+
+def test_passages_too_long_for_the_context_are_trimmed_and_noted(tiny_lm):
+    long = [Passage(id=str(i), title=f"T{i}", text=f"alpha word{i} " + "lorem ipsum " * 110) for i in range(3)]
+    rag = GatedRAG(tiny_lm, BM25Retriever.build(long), config(retrieve_first=True, max_retrievals=0))
+    answer = rag.ask("alpha?")
+    first = answer.steps[0]
+    assert first.kind == "retrieval" and len(first.passages) == 3
+    assert first.error is not None and "kept" in first.error and "of 3" in first.error
+    assert answer.degraded and answer.counts.generated_tokens > 0
