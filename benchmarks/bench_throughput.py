@@ -63,11 +63,7 @@ def main() -> None:
         answers = rag.batch(questions)
         dt = time.perf_counter() - t0
         tokens = sum(a.counts.generated_tokens for a in answers)
-        result[f"controller_batch{batch}"] = {
-            "seconds": round(dt, 2),
-            "tokens": tokens,
-            "tokens_per_s": round(tokens / dt, 2),
-        }
+        result[f"controller_batch{batch}"] = rate(dt, tokens)
     result["controller_speedup"] = speedup(result, "controller")
 
     tok = lm.tokenizer
@@ -88,11 +84,7 @@ def main() -> None:
                 )
             made += (seq.shape[1] - enc["input_ids"].shape[1]) * seq.shape[0]
         dt = time.perf_counter() - t0
-        result[f"plain_generate_batch{batch}"] = {
-            "seconds": round(dt, 2),
-            "tokens": made,
-            "tokens_per_s": round(made / dt, 2),
-        }
+        result[f"plain_generate_batch{batch}"] = rate(dt, made)
     result["plain_generate_speedup"] = speedup(result, "plain_generate")
     save("throughput", result)
 
