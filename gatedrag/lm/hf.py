@@ -287,14 +287,14 @@ class HFDecodeSession:
             raise InputError(f"unknown rows {missing}: call start() first")
         if any(int(budgets[k]) < 1 for k in keys):
             raise InputError("every decoded row needs a budget of at least one token")
+        # a row never writes past the model's context: its budget is clamped to the room left
+        room = {k: min(int(budgets[k]), self.lm.context_length - len(self.rows[k].ids)) for k in keys}
+        outcomes: dict[Hashable, DecodeOutcome] = {k: DecodeOutcome(finish="budget") for k in keys if room[k] < 1}
+        keys = [k for k in keys if room[k] >= 1]
+        if not keys:
+            return outcomes
         rows = [self.rows[k] for k in keys]
         computed = self._prefill(rows)
-        for k, r in zip(keys, rows):
-            if len(r.ids) + int(budgets[k]) > self.lm.context_length:
-                raise ContextLengthError(
-                    f"row {k!r}: {len(r.ids):,} tokens plus a budget of {budgets[k]} exceed the context of "
-                    f"{self.lm.context_length:,}"
-                )
         lens = [len(r.ids) - 1 for r in rows]
         width = max(lens)
         device = self.lm.model.device
@@ -310,9 +310,9 @@ class HFDecodeSession:
         monitor = SentenceMonitor(
             self.lm.tokenizer,
             keys,
-            [r.stream for r in rows],
+            [RowStream(steps=list(r.stream.steps), tail=r.stream.tail) for r in rows],  # committed on success
             on_sentence=on_sentence,
-            budgets=budgets,
+            budgets=room,
             eos_ids=self.lm.eos_ids,
             max_sentence_tokens=max_sentence_tokens,
             stop_strings=tuple(stop_strings),
@@ -320,7 +320,7 @@ class HFDecodeSession:
             top_k=self.lm.top_k,
         )
         gen_config = GenerationConfig(
-            max_new_tokens=max(int(budgets[k]) for k in keys),
+            max_new_tokens=max(room[k] for k in keys),
             do_sample=False,
             num_beams=1,
             pad_token_id=pad,
@@ -336,7 +336,6 @@ class HFDecodeSession:
                 stopping_criteria=StoppingCriteriaList([monitor]),
                 streamer=streamer,
             )
-        outcomes: dict[Hashable, DecodeOutcome] = {}
         start = width + 1
         for i, (key, row, n, state) in enumerate(zip(keys, rows, lens, monitor.rows)):
             g = state.generated

@@ -108,3 +108,25 @@ def test_bad_input_is_refused(tiny_lm):
     with pytest.raises(InputError, match="unknown rows"):
         s.decode([42], on_sentence=lambda k, x: "continue", budgets={42: 1})
     assert math.isfinite(tiny_lm.count_tokens("hello"))
+
+
+def test_budget_is_clamped_to_the_context_and_a_failing_hook_leaves_rows_intact(tiny_lm):
+    s = tiny_lm.open_session()
+    room = tiny_lm.context_length - s.start(0, "x" * (tiny_lm.context_length - 6))
+    assert room == 6
+    out = s.decode([0], on_sentence=lambda k, x: "continue", budgets={0: 100}, regroup=False)
+    assert len(s.tokens(0)) <= tiny_lm.context_length
+    if out[0].finish == "budget":  # no EOS: it wrote exactly the room that was left, not 100 tokens
+        assert out[0].new_tokens == room and len(s.tokens(0)) == tiny_lm.context_length
+        again = s.decode([0], on_sentence=lambda k, x: "continue", budgets={0: 10})[0]
+        assert again.finish == "budget" and again.new_tokens == 0
+
+    s.start(1, PROMPTS[0])
+    before = (s.tokens(1), list(s.rows[1].stream.steps))
+
+    def boom(key, sentence):
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        s.decode([1], on_sentence=boom, budgets={1: 60}, max_sentence_tokens=3)
+    assert s.tokens(1) == before[0] and s.rows[1].stream.steps == before[1]
