@@ -6,8 +6,10 @@ traceback and exit with status 1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +34,16 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print a gatedrag error without a traceback and exit with status 1."""
+    try:
+        yield
+    except GatedRAGError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
 
 
 def _signal_cell(v: SignalValue) -> str:
@@ -79,7 +91,7 @@ def ask(
     from gatedrag.config import PipelineConfig, load_config
     from gatedrag.pipeline import validate_question
 
-    try:
+    with _user_errors():
         validate_question(question)
         cfg = load_config(config) if config else PipelineConfig()
         if corpus is not None:
@@ -91,9 +103,6 @@ def ask(
             rag = GatedRAG.from_config(cfg, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
         with err_console.status("Answering…"):
             answer = rag.ask(question)
-    except GatedRAGError as err:
-        err_console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
     if json_out:
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
         return
@@ -115,16 +124,11 @@ def index_build(
     import time
 
     from gatedrag.retrieval.bm25 import BM25Retriever, default_index_dir
-    from gatedrag.retrieval.corpus import corpus_sha256
 
-    try:
-        t0 = time.perf_counter()
-        with err_console.status(f"Indexing {corpus}…"):
-            directory = out or default_index_dir(corpus_sha256(corpus))
-            retriever = BM25Retriever.from_corpus(corpus, index_dir=directory, rebuild=True)
-    except GatedRAGError as err:
-        err_console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    t0 = time.perf_counter()
+    with _user_errors(), err_console.status(f"Indexing {corpus}…"):
+        retriever = BM25Retriever.from_corpus(corpus, index_dir=out, rebuild=True)
+    directory = out or default_index_dir(retriever.corpus_sha256)
     console.print(f"Indexed {len(retriever.passages):,} passages in {time.perf_counter() - t0:.1f} s → {directory}")
 
 
