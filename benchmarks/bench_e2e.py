@@ -30,15 +30,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from gatedrag.config import ModelConfig, parse_config
-    from gatedrag.evals.datasets import hotpotqa_corpus, load_hotpotqa
+    from gatedrag.evals.datasets import corpus_path, load_dataset
     from gatedrag.evals.metrics import exact_match, f1
     from gatedrag.lm.hf import HFLanguageModel
     from gatedrag.pipeline import GatedRAG
     from gatedrag.retrieval.bm25 import BM25Retriever
 
     lm = HFLanguageModel.load(ModelConfig(name=args.model))
-    retriever = BM25Retriever.from_corpus(hotpotqa_corpus(DATA))
-    examples = load_hotpotqa(DATA, limit=args.start + args.limit)[args.start :]
+    retriever = BM25Retriever.from_corpus(corpus_path("hotpotqa", DATA))
+    examples = load_dataset("hotpotqa", DATA, limit=args.start + args.limit)[args.start :]
     result: dict = {
         "model": args.model,
         "questions": len(examples),

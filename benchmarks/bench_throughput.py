@@ -43,12 +43,12 @@ def main() -> None:
         PipelineConfig,
         TokenRAGRule,
     )
-    from gatedrag.evals.datasets import load_hotpotqa
+    from gatedrag.evals.datasets import load_dataset
     from gatedrag.lm.hf import HFLanguageModel
     from gatedrag.pipeline import GatedRAG
 
     lm = HFLanguageModel.load(ModelConfig(name=args.model))
-    questions = [e.question for e in load_hotpotqa(DATA, limit=args.questions)]
+    questions = [e.question for e in load_dataset("hotpotqa", DATA, limit=args.questions)]
     result: dict = {"model": args.model, "tokens_per_row": args.tokens, "questions": len(questions)}
     for batch in (1, 8):
         cfg = PipelineConfig(

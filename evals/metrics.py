@@ -1,6 +1,8 @@
 """SQuAD-normalised exact match and token F1, max over gold aliases (anchors §1.1).
 
 A prediction of "yes", "no" or "noanswer" gets F1 = 0 unless it matches the gold exactly.
+PubMedQA is scored by accuracy on its label (yes / no / maybe): the first label word of the
+normalised prediction.
 
 Example:
     >>> from gatedrag.evals.metrics import exact_match, f1
@@ -47,4 +49,28 @@ def f1(prediction: str, golds: Sequence[str]) -> float:
     return max((_f1(prediction, g) for g in golds), default=0.0)
 
 
-__all__ = ["exact_match", "f1", "normalize"]
+LABELS = ("yes", "no", "maybe")
+
+
+def label_of(prediction: str, labels: Sequence[str] = LABELS) -> str | None:
+    """The first of ``labels`` appearing as a word of the normalised prediction."""
+    for word in normalize(prediction).split():
+        if word in labels:
+            return word
+    return None
+
+
+def accuracy(prediction: str, gold: str, labels: Sequence[str] = LABELS) -> float:
+    """1.0 when the prediction's label (see :func:`label_of`) equals the gold label."""
+    return float(label_of(prediction, labels) == normalize(gold))
+
+
+def score(prediction: str, golds: Sequence[str], metric: str = "qa") -> dict[str, float]:
+    """``{"em", "f1"}`` for short-answer QA; for ``metric="accuracy"`` both equal the label accuracy."""
+    if metric == "accuracy":
+        acc = accuracy(prediction, golds[0])
+        return {"em": acc, "f1": acc}
+    return {"em": exact_match(prediction, golds), "f1": f1(prediction, golds)}
+
+
+__all__ = ["LABELS", "accuracy", "exact_match", "f1", "label_of", "normalize", "score"]

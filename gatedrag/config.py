@@ -101,7 +101,30 @@ class EntropyRule(_Config):
     act: bool = True
 
 
-SignalRule = Annotated[FlareRule | TokenRAGRule | GNLLRule | EntropyRule, Field(discriminator="signal")]
+class RINDRule(_Config):
+    """DRAGIN's RIND (Su et al. 2024, anchors §3): per word, ``entropy (nats) x normalised max
+    attention it receives x number of words``; retrieve if any word's score exceeds ``theta``.
+
+    Needs a model that exposes attention (``attention()``); without it the signal is traced as
+    unavailable and never fires. The query is DRAGIN's QFS: the ``query_words`` content words of
+    question and answer that the doubtful words attend to most.
+    """
+
+    signal: Literal["rind"] = "rind"
+    theta: float = Field(default=1.2, ge=0.0)
+    stopwords: Literal["code", "paper"] = "code"
+    """``paper``: function words score 0 before the threshold test (s_i in the paper's formula);
+    ``code``: as the released code, every word can fire and the filter only picks the query's hit
+    words."""
+    query_words: int = Field(default=35, ge=1, le=512)
+    """QFS top-k (DRAGIN configs: 25 for 2Wiki, 35 for HotpotQA)."""
+    query_order: Literal["highest", "lowest"] = "highest"
+    """``highest`` attention first, as the paper says; ``lowest`` reproduces the released code,
+    which sorts ascending before taking the top-k."""
+    act: bool = True
+
+
+SignalRule = Annotated[FlareRule | TokenRAGRule | GNLLRule | EntropyRule | RINDRule, Field(discriminator="signal")]
 
 
 def _default_rules() -> list[SignalRule]:
@@ -139,6 +162,16 @@ class GenerationConfig(_Config):
     keep_passages: bool = True
     """Keep the last retrieved passages in the prompt for the following sentences (FLARE);
     ``False`` drops them after the regenerated sentence (DRAGIN)."""
+    segment_tokens: int | None = Field(default=None, ge=1, le=1024)
+    """Cut the answer into fixed-length chunks of this many tokens instead of sentences (FL-RAG)."""
+    scheduled_retrieval: bool = False
+    """Retrieve before every segment whatever the gate says (FS-RAG per sentence, FL-RAG per chunk)."""
+    scheduled_query: Literal["previous_segment", "question"] = "previous_segment"
+    """Query of a scheduled retrieval: the segment just written (the papers' description, IRCoT
+    style) or the question every time (what DRAGIN's released code does)."""
+    accept_after_retrieval: Literal["sentence", "rest"] = "sentence"
+    """What is accepted ungated after a retrieval: the regenerated sentence (DRAGIN, FLARE) or the
+    whole rest of the answer written with the passages (the released TokenRAG code)."""
     stop_strings: tuple[str, ...] = ("\n\n", "\nQuestion:")
     answer_marker: str = "the answer is"
     batch_size: int = Field(default=8, ge=1, le=256)
@@ -205,6 +238,7 @@ __all__ = [
     "GenerationConfig",
     "ModelConfig",
     "PipelineConfig",
+    "RINDRule",
     "RetrievalConfig",
     "SignalRule",
     "TokenRAGRule",

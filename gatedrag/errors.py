@@ -20,6 +20,10 @@ class InputError(GatedRAGError, ValueError):
     """A question, argument or prompt that cannot be used as given."""
 
 
+class DatasetError(InputError):
+    """A benchmark file is missing or not in the format its loader expects."""
+
+
 class ContextLengthError(InputError):
     """A prompt (with passages and the answer so far) longer than the model's context window."""
 
@@ -61,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "CorpusError",
+    "DatasetError",
     "GatedRAGError",
     "InputError",
     "ModelError",

@@ -32,8 +32,9 @@ from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
 from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
-from gatedrag.retrieval.query import build_query
-from gatedrag.types import Answer, AnswerFinish, Counts, Decision, Hit, Sentence, Step, StepPassage
+from gatedrag.retrieval.query import truncate_words
+from gatedrag.signals.base import SentenceContext
+from gatedrag.types import Answer, AnswerFinish, Counts, Decision, Hit, Sentence, SignalValue, Step, StepPassage
 
 StepCallback = Callable[[int, Step], None]
 
@@ -49,8 +50,11 @@ class _Job:
     counts: Counts = field(default_factory=Counts)
     passages: list[Hit] | None = None
     after_retrieval: bool = False  # the next sentence is the regeneration of a rejected one
+    ungated: bool = False  # the rest of the answer is written with passages and accepted (TokenRAG code)
     drop_passages: bool = False
-    rejected: tuple[Sentence, Decision] | None = None
+    segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
+    rejected: tuple[Sentence, Decision, list[SignalValue]] | None = None
+    scheduled: tuple[str, str] | None = None  # (query, trigger) of a retrieval due before the next segment
     done: bool = False
     finish: AnswerFinish = "answer"
     on_step: StepCallback | None = None
@@ -150,8 +154,9 @@ class GatedRAG:
                 active,
                 on_sentence=lambda key, sentence: self._on_sentence(jobs[key], sentence),
                 budgets=budgets,
-                max_sentence_tokens=gen.max_sentence_tokens,
+                max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
                 stop_strings=gen.stop_strings,
+                split_sentences=gen.segment_tokens is None,
             )
             to_retrieve: list[tuple[_Job, str, str]] = []
             ended: dict[Hashable, AnswerFinish] = {}
@@ -162,12 +167,19 @@ class GatedRAG:
                 if out.finish in ("eos", "stop", "budget"):
                     ended[key] = out.finish  # type: ignore[assignment]
                 if job.rejected is not None:
-                    sentence, decision = job.rejected
-                    mask = self.gate.query_mask(sentence.tokens, decision)
-                    query = build_query(
-                        job.question, sentence.tokens, mask, max_words=self.config.retrieval.max_query_tokens
+                    sentence, decision, values = job.rejected
+                    query = self.gate.query(
+                        sentence.tokens,
+                        decision,
+                        values,
+                        self._context(job),
+                        max_words=self.config.retrieval.max_query_tokens,
                     )
                     to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
+                elif job.scheduled is not None and not job.done and key not in ended:
+                    query, trigger = job.scheduled
+                    job.scheduled = None
+                    to_retrieve.append((job, query, trigger))
                 elif job.done:
                     session.close(key)
                 elif (
@@ -180,10 +192,15 @@ class GatedRAG:
             if to_retrieve:
                 for (job, _, _), success in zip(to_retrieve, self._retrieve(to_retrieve)):
                     key = job.index
-                    sentence, _ = job.rejected  # type: ignore[misc]
+                    if job.rejected is None:  # a scheduled retrieval: carry on with or without passages
+                        if success:
+                            self._start(session, key, job)
+                        continue
+                    sentence = job.rejected[0]
                     job.rejected = None
                     if success and self._start(session, key, job):
                         job.after_retrieval = True
+                        job.ungated = gen.accept_after_retrieval == "rest"
                         continue
                     self._keep(job, sentence, note="retrieval unavailable; sentence kept")
                     if self._is_final(sentence) or key in ended:
@@ -204,6 +221,7 @@ class GatedRAG:
                 job.counts.prompt_tokens += session.start(
                     key, prompt, cached_prefix=prefix, continuation=job.accepted_ids
                 )
+                job.segment_start = len(job.accepted_ids)
                 break
             except ContextLengthError as err:
                 if passages:
@@ -220,7 +238,21 @@ class GatedRAG:
         return True
 
     def _is_final(self, sentence: Sentence) -> bool:
-        return self.config.generation.answer_marker.lower() in sentence.text.lower()
+        """Whether a segment completes the answer: it holds the answer marker (for fixed-length
+        segments, followed by a finished sentence, so a chunk cut mid-answer does not end it)."""
+        gen = self.config.generation
+        text = sentence.text.lower()
+        pos = text.find(gen.answer_marker.lower())
+        if pos < 0:
+            return False
+        if gen.segment_tokens is None:
+            return True
+        return find_sentence_end(sentence.text[pos + len(gen.answer_marker) :] + " ") is not None
+
+    def _context(self, job: _Job) -> SentenceContext:
+        return SentenceContext(
+            question=job.question, answer_ids=tuple(job.accepted_ids), segment_start=job.segment_start, model=self.lm
+        )
 
     def _record(self, job: _Job, step: Step) -> None:
         job.steps.append(step)
@@ -240,7 +272,8 @@ class GatedRAG:
     def _on_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
         """The sentence hook: gate the sentence, record it, and say whether the row goes on."""
         gate_cfg, gen = self.config.gate, self.config.generation
-        signals, decision = self.gate.evaluate(sentence.tokens)
+        context = self._context(job) if self.gate.needs_context else None
+        signals, decision = self.gate.evaluate(sentence.tokens, context)
         final = self._is_final(sentence)
         if decision.action == "retrieve":
             if self.retriever is None:
@@ -249,6 +282,11 @@ class GatedRAG:
                 decision.action, decision.note = "accept", "final-answer sentence is not checked"
             elif job.after_retrieval:
                 decision.action, decision.note = "accept", "already regenerated with retrieved passages"
+            elif job.ungated:
+                decision.action, decision.note = (
+                    "accept",
+                    "written with retrieved passages (accept_after_retrieval=rest)",
+                )
             elif job.counts.retrievals >= gen.max_retrievals:
                 decision.action, decision.note = "accept", f"retrieval budget of {gen.max_retrievals} spent"
         regenerated = job.after_retrieval
@@ -267,12 +305,20 @@ class GatedRAG:
             ),
         )
         if decision.action == "retrieve":
-            job.rejected = (sentence, decision)
+            job.rejected = (sentence, decision, signals)
             return "act"
         self._keep(job, sentence)
         if final:
             job.done, job.finish = True, "answer"
             return "done"
+        if gen.scheduled_retrieval and self.retriever is not None and job.counts.retrievals < gen.max_retrievals:
+            query = job.question if gen.scheduled_query == "question" else sentence.text
+            kind = "chunk" if gen.segment_tokens else "sentence"
+            job.scheduled = (
+                truncate_words(query, self.config.retrieval.max_query_tokens),
+                f"scheduled after {kind} {len(job.accepted)}",
+            )
+            return "act"
         if regenerated and not gen.keep_passages:
             job.drop_passages = True
             return "act"

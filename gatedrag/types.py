@@ -126,6 +126,8 @@ class SignalValue(_Model):
     span: Span | None = None
     token_indices: list[int] = Field(default_factory=list)
     details: dict[str, float] = Field(default_factory=dict)
+    note: str | None = None
+    """Why the value is missing or partial (e.g. the model exposes no attention)."""
 
 
 class Reason(_Model):

@@ -1,4 +1,4 @@
-"""The ``gatedrag`` command line (typer): ``ask`` and ``index build``.
+"""The ``gatedrag`` command line (typer): ``ask``, ``index build``, ``eval``, ``report``, ``tune``.
 
 Errors a user can cause (bad question, missing corpus, bad config) are printed without a
 traceback and exit with status 1.
@@ -6,44 +6,25 @@ traceback and exit with status 1.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from gatedrag.errors import GatedRAGError
+from gatedrag.cli.common import console, err_console
+from gatedrag.cli.common import quiet_libraries as _quiet_libraries
+from gatedrag.cli.common import user_errors as _user_errors
+from gatedrag.cli.evaluation import run_eval, run_report, run_tune
 from gatedrag.types import Answer, SignalValue
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Uncertainty-gated retrieval-augmented generation.")
 index_app = typer.Typer(no_args_is_help=True, help="Build retrieval indexes.")
 app.add_typer(index_app, name="index")
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Print a gatedrag error without a traceback and exit with status 1."""
-    try:
-        yield
-    except GatedRAGError as err:
-        err_console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+app.command("eval")(run_eval)
+app.command("report")(run_report)
+app.command("tune")(run_tune)
 
 
 def _signal_cell(v: SignalValue) -> str:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gatedrag.config import EntropyRule, FlareRule, GateConfig, GNLLRule, SignalRule, TokenRAGRule
-from gatedrag.signals import EntropySignal, FlareSignal, GNLLSignal, TokenRAGSignal, TokenSignal
+from gatedrag.config import EntropyRule, FlareRule, GateConfig, GNLLRule, RINDRule, SignalRule, TokenRAGRule
+from gatedrag.retrieval.query import build_query, truncate_words
+from gatedrag.signals import EntropySignal, FlareSignal, GNLLSignal, RINDSignal, TokenRAGSignal, TokenSignal
+from gatedrag.signals.base import SentenceContext
 from gatedrag.types import Decision, Reason, SignalValue, TokenStep
 
 
@@ -31,6 +33,14 @@ def build_signal(rule: SignalRule) -> TokenSignal:
         return GNLLSignal(threshold=rule.threshold, normalize=rule.normalize, act=rule.act)
     if isinstance(rule, EntropyRule):
         return EntropySignal(threshold=rule.threshold, aggregate=rule.aggregate, act=rule.act)
+    if isinstance(rule, RINDRule):
+        return RINDSignal(
+            theta=rule.theta,
+            stopwords=rule.stopwords,
+            query_words=rule.query_words,
+            query_order=rule.query_order,
+            act=rule.act,
+        )
     raise TypeError(f"unknown signal rule {rule!r}")
 
 
@@ -51,8 +61,18 @@ class Gate:
     def _acting(self, signal: TokenSignal, value: SignalValue) -> bool:
         return bool(getattr(signal, "act", True)) and value.threshold is not None
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> tuple[list[SignalValue], Decision]:
-        values = [s.evaluate(tokens) for s in self.signals]
+    @property
+    def needs_context(self) -> bool:
+        """Whether a signal reads more than the sentence's tokens (e.g. the model's attention)."""
+        return any(getattr(s, "needs_context", False) for s in self.signals)
+
+    def evaluate(
+        self, tokens: Sequence[TokenStep], context: SentenceContext | None = None
+    ) -> tuple[list[SignalValue], Decision]:
+        values = [
+            s.evaluate(tokens, context) if getattr(s, "needs_context", False) else s.evaluate(tokens)  # type: ignore[call-arg]
+            for s in self.signals
+        ]
         for s, v in zip(self.signals, values):
             v.acting = self._acting(s, v)
         acting = [(s, v) for s, v in zip(self.signals, values) if v.acting]
@@ -63,6 +83,29 @@ class Gate:
             for _, v in fired
         ]
         return values, Decision(action="retrieve" if trigger else "accept", reasons=reasons if trigger else [])
+
+    def query(
+        self,
+        tokens: Sequence[TokenStep],
+        decision: Decision,
+        values: Sequence[SignalValue],
+        context: SentenceContext,
+        *,
+        max_words: int = 64,
+    ) -> str:
+        """The retrieval query for a rejected sentence: the first fired signal's own formulation if
+        it has one (DRAGIN's QFS), else the sentence with that signal's doubtful tokens masked;
+        truncated to its last ``max_words`` words."""
+        by_name = {v.name: v for v in values}
+        for reason in decision.reasons:
+            for s in self.signals:
+                formulate = getattr(s, "formulate_query", None)
+                if s.name == reason.signal and formulate is not None and reason.signal in by_name:
+                    query = formulate(tokens, by_name[reason.signal], context)
+                    if query:
+                        return truncate_words(query, max_words)
+        mask = self.query_mask(tokens, decision)
+        return build_query(context.question, tokens, mask, max_words=max_words)
 
     def query_mask(self, tokens: Sequence[TokenStep], decision: Decision) -> set[int]:
         """Tokens to drop from the query: the mask of the first signal that fired."""

@@ -48,8 +48,12 @@ class DecodeSession(Protocol):
         stop_strings: Sequence[str] = (),
         regroup: bool = True,
         streamer: Any = None,
+        split_sentences: bool = True,
     ) -> dict[Hashable, DecodeOutcome]:
         """Continue the rows ``keys`` together until each stops; ``budgets`` caps new tokens per row.
+
+        Segments handed to the hook end at sentence boundaries or after ``max_sentence_tokens``
+        tokens; with ``split_sentences=False`` only the length cuts them (fixed-length chunks).
 
         With ``regroup``, once the hook asks any row to ``"act"`` the other rows stop at their next
         sentence boundary (``finish="paused"``) so the controller can serve them all in one round.

@@ -166,6 +166,33 @@ class HFLanguageModel:
     def open_session(self) -> HFDecodeSession:
         return HFDecodeSession(self)
 
+    def attention(self, ids: Sequence[int]) -> Any:
+        """Last-layer self-attention over ``ids`` averaged over heads, as a float32 numpy array
+        ``[n, n]`` (row ``j``: how token ``j`` attends to tokens ``0..j``).
+
+        One extra forward pass with the eager attention kernel (fused kernels return no weights);
+        the model's kernel is restored afterwards, so this is safe between decoding steps.
+        """
+        import torch
+
+        if not ids:
+            raise InputError("attention() needs at least one token")
+        impl = self.model.config._attn_implementation
+        with torch.inference_mode():
+            if impl != "eager":
+                self.model.set_attn_implementation("eager")
+            try:
+                out = self.model(
+                    input_ids=torch.tensor([list(ids)], device=self.model.device),
+                    output_attentions=True,
+                    use_cache=False,
+                    logits_to_keep=1,
+                )
+            finally:
+                if impl != "eager":
+                    self.model.set_attn_implementation(impl)
+        return out.attentions[-1][0].float().mean(0).cpu().numpy()
+
     # -- KV helpers -----------------------------------------------------------------------------
     def _forward(self, suffixes: Sequence[Sequence[int]], past: KV | None) -> list[KV]:
         """Run each suffix through the model after the shared cache ``past``, in one batch.
@@ -274,6 +301,7 @@ class HFDecodeSession:
         stop_strings: Sequence[str] = (),
         regroup: bool = True,
         streamer: Any = None,
+        split_sentences: bool = True,
     ) -> dict[Hashable, DecodeOutcome]:
         import torch
         import torch.nn.functional as F
@@ -318,6 +346,7 @@ class HFDecodeSession:
             stop_strings=tuple(stop_strings),
             regroup=regroup,
             top_k=self.lm.top_k,
+            split_sentences=split_sentences,
         )
         gen_config = GenerationConfig(
             max_new_tokens=max(room[k] for k in keys),

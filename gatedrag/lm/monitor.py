@@ -75,6 +75,7 @@ class SentenceMonitor(StoppingCriteria):
         stop_strings: Sequence[str] = (),
         regroup: bool = True,
         top_k: int = 5,
+        split_sentences: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.on_sentence = on_sentence
@@ -83,6 +84,7 @@ class SentenceMonitor(StoppingCriteria):
         self.stop_strings = tuple(s for s in stop_strings if s)
         self.regroup = regroup
         self.top_k = top_k
+        self.split_sentences = split_sentences
         self.rows = [_RowState(k, st, int(budgets[k])) for k, st in zip(keys, streams)]
         for row in self.rows:
             row.ends = self._ends(row.stream.ids())
@@ -143,7 +145,7 @@ class SentenceMonitor(StoppingCriteria):
                 self._emit(row, text, max(0, hit - len(st.tail)), final=True)
                 self._finish(row, "stop", flush=False)
                 return
-        while not row.done and (end := find_sentence_end(text)) is not None:
+        while self.split_sentences and not row.done and (end := find_sentence_end(text)) is not None:
             self._emit(row, text, end, final=False)
             text = self._decode(st.ids())
         if row.done:

@@ -35,6 +35,8 @@ class Demo(BaseModel):
     question: str
     answer: str
     passages: list[DemoPassage] = Field(default_factory=list)
+    source_id: str | None = None
+    """Id of the benchmark question the demo was written from (evaluations skip it)."""
 
 
 class PromptTemplate(BaseModel):
@@ -48,6 +50,11 @@ class PromptTemplate(BaseModel):
     question: str = "Question: {question}"
     answer_prefix: str = "Answer:"
     demos: list[Demo] = Field(default_factory=list)
+
+    @property
+    def source_ids(self) -> set[str]:
+        """Ids of benchmark questions used as demos (to keep them out of evaluation)."""
+        return {d.source_id for d in self.demos if d.source_id}
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> PromptTemplate:

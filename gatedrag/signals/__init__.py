@@ -1,7 +1,17 @@
 """Uncertainty signals (higher = more uncertain), one small class per rule."""
 
-from gatedrag.signals.base import TokenSignal
+from gatedrag.signals.attention import RINDSignal
+from gatedrag.signals.base import ContextSignal, SentenceContext, TokenSignal
 from gatedrag.signals.sequence import GNLLSignal
 from gatedrag.signals.token import EntropySignal, FlareSignal, TokenRAGSignal
 
-__all__ = ["EntropySignal", "FlareSignal", "GNLLSignal", "TokenRAGSignal", "TokenSignal"]
+__all__ = [
+    "ContextSignal",
+    "EntropySignal",
+    "FlareSignal",
+    "GNLLSignal",
+    "RINDSignal",
+    "SentenceContext",
+    "TokenRAGSignal",
+    "TokenSignal",
+]

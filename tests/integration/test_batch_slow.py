@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatedrag.evals.datasets import hotpotqa_corpus, load_hotpotqa
+from gatedrag.evals.datasets import corpus_path, load_dataset
 from gatedrag.evals.metrics import exact_match
 from gatedrag.pipeline import GatedRAG
 from gatedrag.retrieval.bm25 import BM25Retriever
@@ -11,8 +11,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def test_gated_batch_on_hotpotqa_beats_closed_book(default_rag, data_dir):
-    examples = load_hotpotqa(data_dir, limit=16)
-    retriever = BM25Retriever.from_corpus(hotpotqa_corpus(data_dir))
+    examples = load_dataset("hotpotqa", data_dir, limit=16)
+    retriever = BM25Retriever.from_corpus(corpus_path("hotpotqa", data_dir))
     gated = GatedRAG(default_rag.lm, retriever, default_rag.config).batch([e.question for e in examples])
     closed = GatedRAG(default_rag.lm, None, default_rag.config).batch([e.question for e in examples])
     assert [a.question for a in gated] == [e.question for e in examples]

@@ -1,0 +1,223 @@
+"""``report.md`` and plots from an evaluation directory (see :mod:`gatedrag.evals.runner`).
+
+For each dataset: a results table (EM, F1, retrievals, LLM calls, tokens and seconds per question),
+a calibration table (AUROC for predicting a wrong answer and PRR of every signal and of the
+confidence, ECE of the confidence), and three PNG plots: EM against retrievals per question (one
+point per method), the reliability diagram of the confidence, and each signal's histogram split by
+right and wrong answers.
+
+A question's value of a signal is its **maximum over the sentences the model wrote** (rejected ones
+included): the most doubt the signal saw while answering. The confidence's uncertainty is
+``1 - confidence``.
+
+Example::
+
+    from pathlib import Path
+    from gatedrag.evals.report import write_report
+    write_report(Path("runs/issue4"))  # -> runs/issue4/report.md and runs/issue4/*.png
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .calibration import auroc, ece, prr, reliability
+from .runner import QuestionRecord, read_records
+
+SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind")
+CONFIDENCE = "confidence"
+
+
+class MethodResult(BaseModel):
+    dataset: str
+    method: str
+    questions: int
+    em: float
+    f1: float
+    retrievals: float
+    llm_calls: float
+    generated_tokens: float
+    prompt_tokens: float
+    seconds: float
+    latency: float
+    errors: int
+    auroc: dict[str, float | None]
+    prr: dict[str, float | None]
+    ece: float | None
+
+
+def question_signals(record: QuestionRecord) -> dict[str, float]:
+    """Question-level uncertainty per signal (max over sentences) plus ``1 - confidence``."""
+    values = {name: max(vals) for name, vals in record.signals.items() if vals}
+    values[CONFIDENCE] = 1.0 - record.confidence
+    return values
+
+
+def summarize(records: Sequence[QuestionRecord], dataset: str, method: str) -> MethodResult:
+    n = max(1, len(records))
+    wrong = [r.em < 1.0 for r in records]
+    per_q = [question_signals(r) for r in records]
+    names = [s for s in (*SIGNAL_ORDER, *sorted({k for q in per_q for k in q} - set(SIGNAL_ORDER)))]
+    names = [s for s in names if s != CONFIDENCE and any(s in q for q in per_q)] + [CONFIDENCE]
+    au, pr = {}, {}
+    for name in names:
+        have = [(q[name], w, r.em) for q, w, r in zip(per_q, wrong, records) if name in q]
+        au[name] = auroc([h[0] for h in have], [h[1] for h in have]) if have else None
+        pr[name] = prr([h[0] for h in have], [h[2] for h in have]) if have else None
+    return MethodResult(
+        dataset=dataset,
+        method=method,
+        questions=len(records),
+        em=sum(r.em for r in records) / n,
+        f1=sum(r.f1 for r in records) / n,
+        retrievals=sum(r.counts.retrievals for r in records) / n,
+        llm_calls=sum(r.counts.llm_calls for r in records) / n,
+        generated_tokens=sum(r.counts.generated_tokens for r in records) / n,
+        prompt_tokens=sum(r.counts.prompt_tokens for r in records) / n,
+        seconds=sum(r.seconds for r in records) / n,
+        latency=sum(r.counts.wall_time_s for r in records) / n,
+        errors=sum(1 for r in records if r.error),
+        auroc=au,
+        prr=pr,
+        ece=ece([r.confidence for r in records], [not w for w in wrong]),
+    )
+
+
+def load_runs(out: Path) -> dict[str, dict[str, list[QuestionRecord]]]:
+    """``{dataset: {method: records}}`` for every ``OUT/<dataset>/<method>.jsonl``."""
+    from .baselines import METHODS
+
+    order = {name: i for i, name in enumerate(METHODS)}
+    runs: dict[str, dict[str, list[QuestionRecord]]] = {}
+    paths = sorted(out.glob("*/*.jsonl"), key=lambda p: (p.parent.name, order.get(p.stem, len(order)), p.stem))
+    for path in paths:
+        records = read_records(path)
+        if records:
+            runs.setdefault(path.parent.name, {})[path.stem] = records
+    return runs
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _common_ids(methods: dict[str, list[QuestionRecord]]) -> set[str]:
+    ids = [set(r.id for r in recs) for recs in methods.values()]
+    return set.intersection(*ids) if ids else set()
+
+
+def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list[MethodResult], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for r in results:
+        ax.scatter(r.retrievals, r.em, s=40)
+        ax.annotate(r.method, (r.retrievals, r.em), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("retrievals per question")
+    ax.set_ylabel("exact match")
+    ax.set_title(f"{dataset}: EM vs retrievals ({results[0].questions} questions)")
+    ax.grid(alpha=0.3)
+    name = f"{dataset}_em_vs_retrievals.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    files.append(name)
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+    for method, recs in methods.items():
+        bins = reliability([r.confidence for r in recs], [r.em >= 1.0 for r in recs], bins=10)
+        ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], marker="o", markersize=3, label=method)
+    ax.set_xlabel("confidence (mean per bin)")
+    ax.set_ylabel("exact match (per bin)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{dataset}: reliability of the confidence")
+    ax.legend(fontsize=7)
+    name = f"{dataset}_reliability.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    files.append(name)
+
+    pooled: dict[str, tuple[list[float], list[float]]] = {}
+    for recs in methods.values():
+        for r in recs:
+            for sig, v in question_signals(r).items():
+                right, wrong = pooled.setdefault(sig, ([], []))
+                (right if r.em >= 1.0 else wrong).append(v)
+    names = [s for s in (*SIGNAL_ORDER, CONFIDENCE) if s in pooled]
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    for ax, sig in zip(axes.flat, names):
+        right, wrong = pooled[sig]
+        ax.hist([right, wrong], bins=20, label=["right", "wrong"], color=["tab:green", "tab:red"], alpha=0.7)
+        ax.set_title("1 - confidence" if sig == CONFIDENCE else sig, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: question-level signal values, all methods pooled", fontsize=10)
+    name = f"{dataset}_signals.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    files.append(name)
+    return files
+
+
+def write_report(out: Path, *, plots: bool = True) -> Path:
+    """Write ``OUT/report.md`` (and plots) from the records under ``OUT``; returns the report path."""
+    from gatedrag.errors import InputError
+
+    runs = load_runs(out)
+    if not runs:
+        raise InputError(f"no evaluation records under {out} (expected {out}/<dataset>/<method>.jsonl)")
+    lines = [f"# Evaluation report: {out}", ""]
+    lines += [
+        "Question-level signal = max over the sentences written; AUROC / PRR for predicting a wrong answer "
+        "(EM = 0); ECE of the confidence shown to users (10 equal-width bins). s/q = batch wall time / questions.",
+        "",
+    ]
+    for dataset, methods in runs.items():
+        common = _common_ids(methods)
+        if common and any(len(v) != len(common) for v in methods.values()):
+            note = f"only the {len(common)} questions every method answered are compared"
+            methods = {m: [r for r in recs if r.id in common] for m, recs in methods.items()}
+        else:
+            note = ""
+        results = [summarize(recs, dataset, m) for m, recs in methods.items()]
+        lines += [f"## {dataset} ({results[0].questions} questions{'; ' + note if note else ''})", ""]
+        lines += [
+            "| method | EM | F1 | retrievals/q | LLM calls/q | gen. tokens/q | prompt tokens/q | s/q | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            lines.append(
+                f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.retrievals:.2f} | {r.llm_calls:.2f} | "
+                f"{r.generated_tokens:.1f} | {r.prompt_tokens:.0f} | {r.seconds:.1f} | {r.errors} |"
+            )
+        names = [s for s in (*SIGNAL_ORDER, CONFIDENCE) if any(s in r.auroc for r in results)]
+        lines += ["", "AUROC (PRR) for predicting a wrong answer; ECE of the confidence:", ""]
+        header = " | ".join("1 − confidence" if s == CONFIDENCE else s for s in names)
+        lines += [f"| method | {header} | ECE |", "|---|" + "---:|" * (len(names) + 1)]
+        for r in results:
+            cells = [f"{_fmt(r.auroc.get(s))} ({_fmt(r.prr.get(s), 2)})" if s in r.auroc else "" for s in names]
+            lines.append(f"| {r.method} | {' | '.join(cells)} | {_fmt(r.ece)} |")
+        if plots:
+            lines += [""] + [f"![{f}]({f})" for f in _plots(dataset, methods, results, out)]
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+__all__ = ["MethodResult", "load_runs", "question_signals", "summarize", "write_report"]

@@ -1,0 +1,384 @@
+"""Resumable evaluation runs: one JSONL file of per-question records per (dataset, method).
+
+Layout of an output directory::
+
+    OUT/<dataset>/<method>.jsonl      one QuestionRecord a line, appended, flushed and fsynced
+    OUT/<dataset>/<method>.run.json   the run's fingerprint (config, model, prompt, corpus checksum)
+
+A run killed at any point (even ``kill -9`` mid-line) and started again with the same command
+resumes: a torn last line is cut off, questions already recorded are skipped, nothing is lost or
+written twice. Starting a run whose fingerprint differs from the one on disk (another config,
+model, prompt or corpus) is refused with the differences listed; execution settings that do not
+change answers (device, threads, batch size) may change between runs, and so may ``--limit``.
+
+Example (small, with the real default model)::
+
+    from pathlib import Path
+    from gatedrag.evals.runner import evaluate
+    evaluate("hotpotqa", ["no-rag", "gated"], out=Path("runs/demo"), limit=5)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gatedrag.config import PipelineConfig
+from gatedrag.errors import ConfigError, GatedRAGError
+from gatedrag.types import Answer, Counts, Step
+
+from .baselines import method_config
+from .datasets import DEFAULT_DATA_DIR, Example, corpus_path, dataset_spec, load_dataset
+from .metrics import score
+
+RECORD_VERSION = 1
+_EXECUTION_ONLY = {("model", "device"), ("model", "threads"), ("generation", "batch_size")}
+
+
+class QuestionRecord(BaseModel):
+    """Everything measured on one question by one method."""
+
+    version: int = RECORD_VERSION
+    id: str
+    dataset: str
+    method: str
+    question: str
+    answers: list[str]
+    prediction: str
+    text: str = ""
+    em: float
+    f1: float
+    confidence: float = 0.0
+    """Confidence shown to users (geometric-mean probability of the answer tokens), in [0, 1]."""
+    counts: Counts = Field(default_factory=Counts)
+    seconds: float = 0.0
+    """Amortised wall time: the batch's wall-clock seconds divided by its questions (throughput);
+    ``counts.wall_time_s`` is this question's latency within its batch."""
+    batch_size: int = 1
+    finish_reason: str = ""
+    degraded: bool = False
+    error: str | None = None
+    signals: dict[str, list[float]] = Field(default_factory=dict)
+    """Every signal's value on every sentence the model wrote (rejected ones included), in order."""
+    steps: list[Step] = Field(default_factory=list)
+
+    @property
+    def correct(self) -> bool:
+        return self.em >= 1.0
+
+
+def record_from_answer(example: Example, method: str, answer: Answer) -> QuestionRecord:
+    signals: dict[str, list[float]] = {}
+    for step in answer.steps:
+        if step.kind == "sentence":
+            for v in step.signals:
+                if v.note is None:
+                    signals.setdefault(v.name, []).append(v.value)
+    metrics = score(answer.answer, example.answers, example.metric)
+    return QuestionRecord(
+        id=example.id,
+        dataset=example.dataset,
+        method=method,
+        question=example.question,
+        answers=example.answers,
+        prediction=answer.answer,
+        text=answer.text,
+        em=metrics["em"],
+        f1=metrics["f1"],
+        confidence=answer.confidence,
+        counts=answer.counts,
+        finish_reason=answer.finish_reason,
+        degraded=answer.degraded,
+        signals=signals,
+        steps=answer.steps,
+    )
+
+
+def failed_record(example: Example, method: str, err: Exception) -> QuestionRecord:
+    return QuestionRecord(
+        id=example.id,
+        dataset=example.dataset,
+        method=method,
+        question=example.question,
+        answers=example.answers,
+        prediction="",
+        em=0.0,
+        f1=0.0,
+        error=f"{type(err).__name__}: {err}",
+        degraded=True,
+    )
+
+
+# -- the record file --------------------------------------------------------------------------
+def read_records(path: Path, *, repair: bool = False) -> list[QuestionRecord]:
+    """Records of a JSONL file. Text after the last newline is the torn tail of an interrupted
+    write: it is ignored, and cut off the file with ``repair``. A damaged complete line is an error."""
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    good_end = raw.rfind(b"\n") + 1
+    records = []
+    for i, line in enumerate(raw[:good_end].split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            records.append(QuestionRecord.model_validate_json(line))
+        except ValueError:
+            raise ConfigError(f"{path}: line {i + 1} is not a valid record; move the file away to start over") from None
+    if repair and good_end < len(raw):
+        with path.open("r+b") as f:
+            f.truncate(good_end)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+class RecordWriter:
+    """Appends records durably: each line is flushed and fsynced before the next question."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("a", encoding="utf-8")
+
+    def write(self, record: QuestionRecord) -> None:
+        self._f.write(record.model_dump_json() + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- fingerprints -----------------------------------------------------------------------------
+def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha256: str, model: str) -> dict[str, Any]:
+    """What determines a run's answers (execution-only settings removed; the prompt by content)."""
+    from gatedrag.prompts import PromptTemplate
+
+    data = config.model_dump(mode="json")
+    prompt_json = PromptTemplate.load(config.prompt).model_dump_json().encode()
+    data["prompt_sha256"] = hashlib.sha256(prompt_json).hexdigest()
+    for section, key in _EXECUTION_ONLY:
+        data[section].pop(key, None)
+    data["retrieval"].pop("index_dir", None)
+    data["retrieval"]["corpus_sha256"] = corpus_sha256
+    data["retrieval"].pop("corpus", None)
+    return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
+
+
+def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _diff(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
+    """Write the fingerprint on first use; refuse a different one later."""
+    if run_file.is_file():
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError) as err:
+            raise ConfigError(f"cannot read {run_file}: {err}") from None
+        changes = _diff(old, current)
+        if changes:
+            shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+            raise ConfigError(
+                f"{run_file.parent} already holds results of {current['method']} made with another setup ({shown}). "
+                "Use a new --out directory, or delete the old results to start over."
+            )
+        return
+    run_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, run_file)
+
+
+# -- running ----------------------------------------------------------------------------------
+ProgressCallback = Callable[[str, QuestionRecord, int, int], None]
+"""Called as ``(method, record, done, total)`` after each recorded question."""
+
+
+def run_method(
+    rag: Any,
+    examples: Sequence[Example],
+    out_file: Path,
+    *,
+    method: str,
+    on_record: ProgressCallback | None = None,
+) -> list[QuestionRecord]:
+    """Answer the examples not yet in ``out_file`` with ``rag`` (a GatedRAG), in batches of
+    ``rag.config.generation.batch_size``, appending one record per question. Returns all records of
+    these examples, old and new, in example order."""
+    existing = {r.id: r for r in read_records(out_file, repair=True)}
+    todo = [e for e in examples if e.id not in existing]
+    total = len(examples)
+    done = total - len(todo)
+    size = rag.config.generation.batch_size
+    with RecordWriter(out_file) as writer:
+        for lo in range(0, len(todo), size):
+            chunk = todo[lo : lo + size]
+            t0 = time.perf_counter()
+            try:
+                answers: list[Answer | Exception] = list(rag.batch([e.question for e in chunk]))
+            except GatedRAGError:  # one bad question (e.g. too long): answer the batch one by one
+                answers = []
+                for e in chunk:
+                    try:
+                        answers.append(rag.ask(e.question))
+                    except GatedRAGError as err:
+                        answers.append(err)
+            seconds = round((time.perf_counter() - t0) / len(chunk), 3)
+            for example, answer in zip(chunk, answers):
+                if isinstance(answer, Exception):
+                    record = failed_record(example, method, answer)
+                else:
+                    record = record_from_answer(example, method, answer)
+                record.seconds, record.batch_size = seconds, len(chunk)
+                writer.write(record)
+                existing[record.id] = record
+                done += 1
+                if on_record is not None:
+                    on_record(method, record, done, total)
+    return [existing[e.id] for e in examples if e.id in existing]
+
+
+class RunSummary(BaseModel):
+    dataset: str
+    method: str
+    questions: int
+    em: float
+    f1: float
+    retrievals_per_q: float
+    llm_calls_per_q: float
+    seconds_per_q: float = 0.0
+    wall_s: float
+
+
+def evaluate(
+    dataset: str,
+    methods: Sequence[str],
+    *,
+    out: Path,
+    limit: int | None = None,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    base: PipelineConfig | None = None,
+    on_record: ProgressCallback | None = None,
+    on_method: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[RunSummary]:
+    """Run the named baselines (:data:`~gatedrag.evals.baselines.METHODS`) on the first ``limit``
+    questions of ``dataset`` with one model and one retriever, each resuming from what ``out`` holds.
+
+    ``on_method(method, already_done, total)`` is called before a method starts.
+    """
+    base = base or PipelineConfig()
+    spec = dataset_spec(dataset)
+    configs = {m: method_config(m, spec.name, base) for m in methods}
+    return evaluate_configs(
+        spec.name,
+        configs,
+        out=out,
+        limit=limit,
+        data_dir=data_dir,
+        on_record=on_record,
+        on_method=on_method,
+        progress=progress,
+    )
+
+
+def evaluate_configs(
+    dataset: str,
+    configs: dict[str, PipelineConfig],
+    *,
+    out: Path,
+    limit: int | None = None,
+    offset: int = 0,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    on_record: ProgressCallback | None = None,
+    on_method: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[RunSummary]:
+    """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
+    ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's."""
+    from gatedrag import GatedRAG
+    from gatedrag.lm.hf import HFLanguageModel
+    from gatedrag.prompts import PromptTemplate
+    from gatedrag.retrieval.corpus import corpus_sha256
+    from gatedrag.retrieval.factory import build_retriever
+
+    if not configs:
+        raise ConfigError("nothing to evaluate: give at least one method")
+    models = {c.model.model_dump_json() for c in configs.values()}
+    if len(models) > 1:
+        raise ConfigError("the compared configs must use the same model settings")
+    spec = dataset_spec(dataset)
+    corpus = corpus_path(spec.name, data_dir)
+    configs = {
+        m: c.model_copy(update={"retrieval": c.retrieval.model_copy(update={"corpus": corpus})})
+        for m, c in configs.items()
+    }
+    skip = set().union(*(PromptTemplate.load(c.prompt).source_ids for c in configs.values()))
+    examples = load_dataset(spec.name, data_dir, limit=None if limit is None else offset + limit, skip=skip)[offset:]
+    first = next(iter(configs.values()))
+    retriever = build_retriever(first.retrieval, progress=progress)
+    sha = getattr(retriever, "corpus_sha256", "") or corpus_sha256(corpus)
+    dest = out / spec.name
+    for m, cfg in configs.items():  # refuse a changed setup before spending any time
+        current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
+        check_fingerprint(dest / f"{m}.run.json", current)
+    if progress:
+        progress(f"loading model {first.model.name}")
+    lm = HFLanguageModel.load(first.model, progress=progress)
+    summaries = []
+    for m, cfg in configs.items():
+        out_file = dest / f"{m}.jsonl"
+        if on_method is not None:
+            have = {r.id for r in read_records(out_file)}
+            on_method(m, sum(1 for e in examples if e.id in have), len(examples))
+        rag = GatedRAG(lm, retriever, cfg)
+        t0 = time.perf_counter()
+        records = run_method(rag, examples, out_file, method=m, on_record=on_record)
+        n = max(1, len(records))
+        summaries.append(
+            RunSummary(
+                dataset=spec.name,
+                method=m,
+                questions=len(records),
+                em=sum(r.em for r in records) / n,
+                f1=sum(r.f1 for r in records) / n,
+                retrievals_per_q=sum(r.counts.retrievals for r in records) / n,
+                llm_calls_per_q=sum(r.counts.llm_calls for r in records) / n,
+                seconds_per_q=sum(r.seconds for r in records) / n,
+                wall_s=round(time.perf_counter() - t0, 1),
+            )
+        )
+    return summaries
+
+
+__all__ = [
+    "QuestionRecord",
+    "RecordWriter",
+    "RunSummary",
+    "check_fingerprint",
+    "evaluate",
+    "evaluate_configs",
+    "fingerprint",
+    "read_records",
+    "record_from_answer",
+    "run_method",
+]

@@ -1,0 +1,188 @@
+"""``gatedrag eval``, ``gatedrag report`` and ``gatedrag tune``: the evaluation harness's commands.
+
+They drive :mod:`gatedrag.evals` (imported when a command runs, never at start-up).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gatedrag.cli.common import console, err_console, quiet_libraries, user_errors
+
+DATA_HELP = "Benchmark data directory (the layout of ../shared/data)."
+
+
+def _base_config(config: Path | None, model: str | None, device: str | None, batch_size: int | None):
+    from gatedrag.config import PipelineConfig, load_config
+
+    cfg = load_config(config) if config else PipelineConfig()
+    model_update = {k: v for k, v in {"name": model, "device": device}.items() if v is not None}
+    if model_update:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_update)})
+    if batch_size is not None:
+        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"batch_size": batch_size})})
+    return cfg.model_validate(cfg.model_dump())
+
+
+def _methods(value: str) -> list[str]:
+    from gatedrag.errors import ConfigError
+    from gatedrag.evals.baselines import METHODS
+
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    if value.strip() == "all":
+        return list(METHODS)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ConfigError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)} or all"
+        )
+    return names
+
+
+class _Bars:
+    """A rich progress bar per method: questions done, questions/s, ETA, EM of the new answers."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} q/s"),
+            TimeRemainingColumn(),
+            TextColumn("EM {task.fields[em]}"),
+            console=err_console,
+        )
+        self.tasks: dict[str, tuple[TaskID, float, int, list[float]]] = {}
+
+    def on_method(self, method: str, done: int, total: int) -> None:
+        task = self.progress.add_task(method, total=total, completed=done, rate="-", em="-")
+        self.tasks[method] = (task, time.perf_counter(), done, [])
+
+    def on_record(self, method: str, record: Any, done: int, total: int) -> None:
+        task, t0, start, ems = self.tasks[method]
+        ems.append(record.em)
+        rate = (done - start) / max(1e-9, time.perf_counter() - t0)
+        self.progress.update(task, completed=done, rate=f"{rate:.2f}", em=f"{sum(ems) / len(ems):.3f} (new)")
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message)
+
+
+def _summary_table(title: str, summaries: list[Any]) -> Table:
+    table = Table(title=title, header_style="bold")
+    for col in ("method", "EM", "F1", "ret/q", "LLM calls/q", "s/q"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for s in summaries:
+        table.add_row(
+            s.method,
+            f"{s.em:.3f}",
+            f"{s.f1:.3f}",
+            f"{s.retrievals_per_q:.2f}",
+            f"{s.llm_calls_per_q:.2f}",
+            f"{s.seconds_per_q:.1f}",
+        )
+    return table
+
+
+def run_eval(
+    dataset: Annotated[str, typer.Option(help="hotpotqa, 2wikimultihopqa, musique, popqa or pubmedqa.")],
+    out: Annotated[Path, typer.Option(help="Output directory (created; an existing one is resumed).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, or all.")] = "all",
+    limit: Annotated[int | None, typer.Option(min=1, help="First N questions of the dataset.")] = 100,
+    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/data"),
+    config: Annotated[Path | None, typer.Option(help="Base YAML/TOML config (model, retrieval, gate).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda: on a GPU machine, --device cuda.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+) -> None:
+    """Run METHODS on the first LIMIT questions of DATASET; resumable, one JSONL file per method."""
+    from gatedrag.evals.runner import evaluate
+
+    with user_errors():
+        names = _methods(methods)
+        base = _base_config(config, model, device, batch_size)
+        quiet_libraries()
+        bars = _Bars()
+        with bars.progress:
+            summaries = evaluate(
+                dataset,
+                names,
+                out=out,
+                limit=limit,
+                data_dir=data,
+                base=base,
+                on_record=bars.on_record,
+                on_method=bars.on_method,
+                progress=bars.log,
+            )
+    n = summaries[0].questions if summaries else 0
+    console.print(_summary_table(f"{dataset}: {n} questions", summaries))
+    console.print(f"Records in {out}; write the report with: gatedrag report {out}")
+
+
+def run_report(
+    out: Annotated[Path, typer.Argument(help="An evaluation directory written by gatedrag eval.")],
+    plots: Annotated[bool, typer.Option(help="Also draw the PNG plots.")] = True,
+) -> None:
+    """Write OUT/report.md (tables per dataset, calibration) and PNG plots from the records in OUT."""
+    from gatedrag.evals.report import write_report
+
+    with user_errors():
+        path = write_report(out, plots=plots)
+    console.print(f"Wrote {path}")
+
+
+def run_tune(
+    dataset: Annotated[str, typer.Option(help="Dataset whose dev questions are used.")],
+    signal: Annotated[str, typer.Option(help="Signal to tune: token_rag, flare, rind, gnll or entropy.")],
+    values: Annotated[str, typer.Option(help="Comma-separated thresholds to try, e.g. 0.05,0.1,0.2.")],
+    out: Annotated[Path, typer.Option(help="Output directory (resumable).")],
+    limit: Annotated[int, typer.Option(min=1, help="Questions per threshold.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="First question used (default: after the eval's 100).")] = 100,
+    max_retrievals: Annotated[
+        float | None, typer.Option(help="Pick the best EM among thresholds within this many retrievals/q.")
+    ] = None,
+    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/data"),
+    config: Annotated[Path | None, typer.Option(help="Base YAML/TOML config to tune.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+) -> None:
+    """Sweep SIGNAL's threshold on a dev split; write the chosen config (YAML) and the sweep table."""
+    from gatedrag.errors import ConfigError
+    from gatedrag.evals.tuning import tune
+
+    with user_errors():
+        try:
+            thresholds = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--values must be comma-separated numbers, got {values!r}") from None
+        base = _base_config(config, model, device, batch_size)
+        quiet_libraries()
+        bars = _Bars()
+        with bars.progress:
+            result = tune(
+                dataset,
+                signal,
+                thresholds,
+                out=out,
+                limit=limit,
+                offset=offset,
+                data_dir=data,
+                base=base,
+                max_retrievals=max_retrievals,
+                on_record=bars.on_record,
+                on_method=bars.on_method,
+                progress=bars.log,
+            )
+    console.print(_summary_table(f"{result.dataset}: {signal} sweep", [r.summary for r in result.rows]))
+    console.print(f"Chosen {signal} threshold: {result.chosen:g} → {result.config_path} (table: {result.table_path})")
+
+
+__all__ = ["run_eval", "run_report", "run_tune"]
