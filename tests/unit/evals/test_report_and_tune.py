@@ -1,0 +1,138 @@
+"""Report tables and plots from records; the threshold sweep end to end on the tiny model."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from gatedrag.cli.app import app
+from gatedrag.config import load_config
+from gatedrag.evals.report import summarize, write_report
+from gatedrag.evals.runner import QuestionRecord, RecordWriter, RunSummary
+from gatedrag.evals.tuning import SweepRow, choose, tune, with_threshold
+from gatedrag.types import Counts
+
+
+def rec(i, em, retrievals, conf, tok):
+    return QuestionRecord(
+        id=f"q{i}",
+        dataset="hotpotqa",
+        method="m",
+        question="?",
+        answers=["a"],
+        prediction="a" if em else "b",
+        em=em,
+        f1=em,
+        confidence=conf,
+        counts=Counts(retrievals=retrievals, llm_calls=1 + retrievals),
+        signals={"token_rag": [tok, tok / 2]},
+        seconds=2.0,
+    )
+
+
+def test_summary_numbers_by_hand():
+    records = [rec(0, 1.0, 0, 0.9, 0.05), rec(1, 0.0, 2, 0.3, 0.4), rec(2, 1.0, 1, 0.8, 0.1), rec(3, 0.0, 1, 0.6, 0.3)]
+    s = summarize(records, "hotpotqa", "m")
+    assert s.em == 0.5 and s.retrievals == 1.0 and s.llm_calls == 2.0 and s.seconds == 2.0
+    assert s.auroc["token_rag"] == 1.0 and s.auroc["confidence"] == 1.0  # wrong answers are the most uncertain
+    # bins: 0.9 (acc 1), 0.3 (0), 0.8 (1), 0.6 (0) -> (0.1 + 0.3 + 0.2 + 0.6) / 4
+    assert s.ece == pytest.approx(0.3)
+
+
+def test_report_writes_tables_and_plots(tmp_path):
+    for method, ems in (("no-rag", [0, 0, 1, 0]), ("gated", [1, 0, 1, 1])):
+        with RecordWriter(tmp_path / "hotpotqa" / f"{method}.jsonl") as w:
+            for i, em in enumerate(ems):
+                w.write(rec(i, float(em), i % 2, 0.2 + 0.2 * i, 0.3 - 0.05 * i))
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "report.md").read_text()
+    assert "| no-rag | 0.250 |" in text and "| gated | 0.750 |" in text
+    assert text.index("| no-rag |") < text.index("| gated |")  # methods in their canonical order
+    for name in ("em_vs_retrievals", "reliability", "signals"):
+        assert (tmp_path / f"hotpotqa_{name}.png").stat().st_size > 1000
+    empty = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert empty.exit_code == 1 and "no evaluation records" in empty.output
+
+
+def test_choose_prefers_em_then_fewer_retrievals():
+    def row(v, em, ret):
+        return SweepRow(
+            value=v,
+            summary=RunSummary(
+                dataset="d",
+                method=str(v),
+                questions=10,
+                em=em,
+                f1=em,
+                retrievals_per_q=ret,
+                llm_calls_per_q=1,
+                wall_s=1,
+            ),
+        )
+
+    rows = [row(0.05, 0.4, 2.5), row(0.1, 0.4, 1.5), row(0.2, 0.3, 0.5)]
+    assert choose(rows).value == 0.1
+    assert choose(rows, max_retrievals=1.0).value == 0.2
+
+
+def test_with_threshold_sets_and_adds_rules():
+    cfg = with_threshold(load_config_default(), "flare", 0.6)
+    flare = next(r for r in cfg.gate.rules if r.signal == "flare")
+    assert flare.theta == 0.6 and flare.act
+    assert next(r for r in with_threshold(cfg, "rind", 2.0).gate.rules if r.signal == "rind").theta == 2.0
+
+
+def load_config_default():
+    from gatedrag.config import PipelineConfig
+
+    return PipelineConfig()
+
+
+TINY_PROMPT = "name: tiny\ninstruction: Answer.\ndemos: []\n"
+
+
+def test_tune_end_to_end_on_the_tiny_model(tiny_lm, data_dir, tmp_path):
+    model_dir = tmp_path / "tiny-model"
+    tiny_lm.model.save_pretrained(model_dir)
+    tiny_lm.tokenizer.save_pretrained(model_dir)
+    (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
+        "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
+    )
+    out = tmp_path / "tune"
+    args = [
+        "tune",
+        "--dataset",
+        "hotpotqa",
+        "--signal",
+        "token_rag",
+        "--values",
+        "0,1",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+        "--data",
+        str(data_dir),
+        "--config",
+        str(base),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tuned = load_config(out / "tuned_hotpotqa_token_rag.yaml")
+    assert next(r for r in tuned.gate.rules if r.signal == "token_rag").theta == 1.0  # same EM, fewer retrievals
+    table = (out / "tune_hotpotqa_token_rag.md").read_text()
+    assert "| 0 |" in table and "| 1 **(chosen)** |" in table
+    ids = [json.loads(line)["id"] for line in (out / "hotpotqa" / "tune-token_rag-0.jsonl").read_text().splitlines()]
+    dev = json.loads((data_dir / "hotpotqa" / "dev.json").read_text())
+    assert ids == [dev[100]["_id"], dev[101]["_id"]]  # the dev split starts after the eval's 100
+    again = CliRunner().invoke(app, args[:-2] + ["--config", str(base), "--limit", "2"])
+    assert again.exit_code == 0  # resumed: nothing new to run
+
+
+def test_eval_cli_errors(tmp_path):
+    bad = CliRunner().invoke(app, ["eval", "--dataset", "hotpotqa", "--methods", "self-rag", "--out", str(tmp_path)])
+    assert bad.exit_code == 1 and "unknown method" in bad.output

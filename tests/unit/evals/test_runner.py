@@ -1,0 +1,92 @@
+"""Resumable records: kill -9 mid-run and resume, torn lines, refused setup changes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gatedrag.config import PipelineConfig
+from gatedrag.errors import ConfigError
+from gatedrag.evals.baselines import method_config
+from gatedrag.evals.runner import check_fingerprint, fingerprint, read_records
+
+FAKE = Path(__file__).with_name("fake_run.py")
+
+
+def run_fake(out: Path, n: int, delay: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(FAKE), str(out), str(n), str(delay)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
+    out = tmp_path / "fake.jsonl"
+    proc = run_fake(out, 30, 0.3)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 7):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_records(out)
+    assert 7 <= len(partial) < 30
+    with out.open("a") as f:  # what a write torn by the kill looks like
+        f.write('{"version": 1, "id": "q9')
+    finished = run_fake(out, 30, 0.0)
+    assert finished.communicate(timeout=60)[0].strip() == "30"
+    ids = [r.id for r in read_records(out)]
+    assert ids == [f"q{i}" for i in range(30)]  # each once, in order
+    assert [r.id for r in read_records(out)][: len(partial)] == [r.id for r in partial]
+
+
+def test_torn_tail_is_ignored_and_repaired_but_a_bad_middle_line_is_an_error(tmp_path):
+    good = json.dumps(
+        {
+            "id": "a",
+            "dataset": "d",
+            "method": "m",
+            "question": "q",
+            "answers": ["x"],
+            "prediction": "x",
+            "em": 1,
+            "f1": 1,
+        }
+    )
+    path = tmp_path / "r.jsonl"
+    path.write_text(good + "\n" + good.replace('"a"', '"b"') + "\n" + good[:20])
+    assert [r.id for r in read_records(path)] == ["a", "b"]
+    read_records(path, repair=True)
+    assert path.read_text().endswith("\n") and path.read_text().count("\n") == 2
+    path.write_text(good + "\n" + "garbage\n" + good + "\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        read_records(path)
+
+
+def test_a_changed_setup_is_refused_but_execution_settings_may_change(tmp_path):
+    run = tmp_path / "hotpotqa" / "flare.run.json"
+    cfg = method_config("flare", "hotpotqa")
+
+    def fp(c):
+        return fingerprint(c, dataset="hotpotqa", method="flare", corpus_sha256="abc", model=c.model.name)
+
+    check_fingerprint(run, fp(cfg))
+    faster = PipelineConfig.model_validate(
+        cfg.model_dump(mode="json") | {"generation": cfg.generation.model_dump(mode="json") | {"batch_size": 32}}
+    )
+    check_fingerprint(run, fp(faster))  # batch size does not change answers
+    changed = method_config(
+        "flare", "hotpotqa", PipelineConfig.model_validate({"generation": {"max_answer_tokens": 64}})
+    )
+    with pytest.raises(ConfigError, match="max_answer_tokens: 128 -> 64"):
+        check_fingerprint(run, fp(changed))
+    other_model = method_config("flare", "hotpotqa", PipelineConfig.model_validate({"model": {"name": "gemma-3-270m"}}))
+    with pytest.raises(ConfigError, match="another setup"):
+        check_fingerprint(run, fp(other_model))
+    with pytest.raises(ConfigError, match="corpus_sha256"):
+        check_fingerprint(
+            run, fingerprint(cfg, dataset="hotpotqa", method="flare", corpus_sha256="zzz", model=cfg.model.name)
+        )
