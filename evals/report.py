@@ -184,7 +184,8 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
     lines = [f"# Evaluation report: {out}", ""]
     lines += [
         "Question-level signal = max over the sentences written; AUROC / PRR for predicting a wrong answer "
-        "(EM = 0); ECE of the confidence shown to users (10 equal-width bins). s/q = batch wall time / questions.",
+        "(EM = 0); ECE of the confidence shown to users (10 equal-width bins). s/q = batch wall time / questions. "
+        "ΔEM per retrieval = (EM − EM of no-rag) / retrievals per question: answers gained per retrieval.",
         "",
     ]
     for dataset, methods in runs.items():
@@ -196,13 +197,16 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
             note = ""
         results = [summarize(recs, dataset, m) for m, recs in methods.items()]
         lines += [f"## {dataset} ({results[0].questions} questions{'; ' + note if note else ''})", ""]
+        closed = next((r.em for r in results if r.method == "no-rag"), None)
         lines += [
-            "| method | EM | F1 | retrievals/q | LLM calls/q | gen. tokens/q | prompt tokens/q | s/q | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | EM | F1 | retrievals/q | ΔEM per retrieval | LLM calls/q | gen. tokens/q | prompt tokens/q "
+            "| s/q | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results:
+            gain = _fmt((r.em - closed) / r.retrievals) if closed is not None and r.retrievals > 0 else "–"
             lines.append(
-                f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.retrievals:.2f} | {r.llm_calls:.2f} | "
+                f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.retrievals:.2f} | {gain} | {r.llm_calls:.2f} | "
                 f"{r.generated_tokens:.1f} | {r.prompt_tokens:.0f} | {r.seconds:.1f} | {r.errors} |"
             )
         names = [s for s in (*SIGNAL_ORDER, CONFIDENCE) if any(s in r.auroc for r in results)]
