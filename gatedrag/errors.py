@@ -40,6 +40,19 @@ class RetrievalIndexError(GatedRAGError):
     """A retrieval index that is missing, stale or unreadable."""
 
 
+class CorpusIndexError(GatedRAGError):
+    """A corpus-statistics (Infini-gram) index that is missing, incomplete or cannot be built."""
+
+
+class TokenizerMismatchError(CorpusIndexError):
+    """A corpus-statistics index opened with another tokenizer than the one it was built with."""
+
+
+class CorpusQueryError(InputError):
+    """A corpus-statistics query that cannot be asked as given (empty after tokenising, too long,
+    too many clauses)."""
+
+
 class ModelError(GatedRAGError):
     """A language model that cannot be found, assembled, verified or loaded."""
 
@@ -60,11 +73,18 @@ class RetrievalError(BackendError):
     """A retriever that raised or returned something unusable."""
 
 
+class CorpusBackendError(BackendError):
+    """A corpus-statistics backend (local engine, HTTP API) that failed or could not be reached."""
+
+
 __all__ = [
     "BackendError",
     "ConfigError",
     "ContextLengthError",
+    "CorpusBackendError",
     "CorpusError",
+    "CorpusIndexError",
+    "CorpusQueryError",
     "DatasetError",
     "GatedRAGError",
     "InputError",
@@ -73,4 +93,5 @@ __all__ = [
     "ModelNotInstalledError",
     "RetrievalError",
     "RetrievalIndexError",
+    "TokenizerMismatchError",
 ]

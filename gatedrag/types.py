@@ -100,6 +100,37 @@ class Hit(_Model):
     rank: int = Field(ge=1)
 
 
+class CorpusCount(_Model):
+    """How often a phrase (or a co-occurrence of phrases) occurs in a corpus-statistics index.
+
+    ``count`` is an occurrence count in the index's tokens (not a document count). For a
+    co-occurrence (``terms`` has 2+ entries) it counts occurrences of the rarest term that have a
+    match of every other term within ``window`` tokens in the same document (Infini-gram CNF
+    semantics). ``approx``: a term had more than ``max_clause_freq`` matches, was subsampled and the
+    count rescaled (a zero can then be spurious). ``total_tokens``: the index size, so a count can
+    be read as a rate.
+    """
+
+    terms: list[str]
+    count: int = Field(ge=0)
+    approx: bool = False
+    window: int | None = None
+    total_tokens: int | None = None
+    backend: str = ""
+    latency_ms: float | None = None
+    note: str | None = None
+
+    @property
+    def query(self) -> str:
+        """The query in the Infini-gram API's string syntax (``A AND B``)."""
+        return " AND ".join(self.terms)
+
+    @property
+    def per_million(self) -> float | None:
+        """Occurrences per million index tokens (``None`` when the index size is unknown)."""
+        return self.count * 1e6 / self.total_tokens if self.total_tokens else None
+
+
 class Span(_Model):
     """A half-open token span ``[start, end)`` of a sentence and its text."""
 
@@ -228,6 +259,7 @@ class Answer(_Model):
 __all__ = [
     "Answer",
     "AnswerFinish",
+    "CorpusCount",
     "Counts",
     "Decision",
     "DecodeOutcome",

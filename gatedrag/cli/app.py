@@ -1,4 +1,4 @@
-"""The ``gatedrag`` command line (typer): ``ask``, ``index build``, ``eval``, ``report``, ``tune``.
+"""The ``gatedrag`` command line (typer): ``ask``, ``index build``, ``corpus``, ``eval``, ``report``, ``tune``.
 
 Errors a user can cause (bad question, missing corpus, bad config) are printed without a
 traceback and exit with status 1.
@@ -16,12 +16,14 @@ from rich.table import Table
 from gatedrag.cli.common import console, err_console
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
+from gatedrag.cli.corpus import build_corpus_index, corpus_app
 from gatedrag.cli.evaluation import run_eval, run_report, run_tune
 from gatedrag.types import Answer, SignalValue
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Uncertainty-gated retrieval-augmented generation.")
 index_app = typer.Typer(no_args_is_help=True, help="Build retrieval indexes.")
 app.add_typer(index_app, name="index")
+app.add_typer(corpus_app, name="corpus")
 app.command("eval")(run_eval)
 app.command("report")(run_report)
 app.command("tune")(run_tune)
@@ -99,11 +101,26 @@ def ask(
 @index_app.command("build")
 def index_build(
     corpus: Annotated[Path, typer.Argument(help="JSONL corpus: one {id, title, text} object a line.")],
-    out: Annotated[Path | None, typer.Option(help="Index directory (default: in the gatedrag cache).")] = None,
+    out: Annotated[Path | None, typer.Option(help="BM25 index directory (default: in the gatedrag cache).")] = None,
+    corpus_stats: Annotated[
+        bool,
+        typer.Option(help="Also build the Infini-gram index the corpus-statistics signals read (needs infini-gram)."),
+    ] = True,
+    corpus_index: Annotated[
+        Path | None, typer.Option(help="Infini-gram index directory (default: in the gatedrag cache).")
+    ] = None,
+    tokenizer: Annotated[
+        str, typer.Option(help="Infini-gram tokenizer: gpt2, bytes, or a Hugging Face tokenizer directory.")
+    ] = "gpt2",
+    shard_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per Infini-gram shard (default: what fits in about 40% of RAM).")
+    ] = None,
+    titles: Annotated[bool, typer.Option(help="Index each passage's title with its text (Infini-gram).")] = True,
 ) -> None:
-    """Build (or rebuild) the BM25 index of CORPUS."""
+    """Build (or rebuild) the BM25 index of CORPUS and its Infini-gram index of corpus statistics."""
     import time
 
+    from gatedrag.corpus.build import infinigram_available
     from gatedrag.retrieval.bm25 import BM25Retriever, default_index_dir
 
     t0 = time.perf_counter()
@@ -111,6 +128,16 @@ def index_build(
         retriever = BM25Retriever.from_corpus(corpus, index_dir=out, rebuild=True)
     directory = out or default_index_dir(retriever.corpus_sha256)
     console.print(f"Indexed {len(retriever.passages):,} passages in {time.perf_counter() - t0:.1f} s → {directory}")
+    if not corpus_stats:
+        return
+    if not infinigram_available():
+        err_console.print(
+            "[yellow]Skipped the Infini-gram index: the infini-gram package is not installed "
+            "(pip install 'gatedrag[corpus]'; wheels exist for Linux x86_64 and macOS arm64, CPython 3.11-3.13).[/yellow]"
+        )
+        return
+    with _user_errors():
+        build_corpus_index(corpus, corpus_index, tokenizer=tokenizer, shard_tokens=shard_tokens, include_title=titles)
 
 
 def main() -> None:

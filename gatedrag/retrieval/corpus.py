@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
@@ -37,14 +38,14 @@ def corpus_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_corpus(path: str | Path) -> list[Passage]:
-    """Read and validate a JSONL corpus; every problem is a :class:`CorpusError` with its line."""
+def iter_corpus(path: str | Path) -> Iterator[Passage]:
+    """Stream and validate a JSONL corpus (constant memory apart from the ids seen); every problem
+    is a :class:`CorpusError` naming its line."""
     p = Path(path)
     if not p.exists():
         raise CorpusError(f"corpus file not found: {p}")
     if p.is_dir():
         raise CorpusError(f"corpus path {p} is a directory; give a .jsonl file")
-    passages: list[Passage] = []
     seen: dict[str, int] = {}
     try:
         with open(p, encoding="utf-8") as fh:
@@ -70,14 +71,18 @@ def load_corpus(path: str | Path) -> list[Passage]:
                 if pid in seen:
                     raise CorpusError(f"{p}, line {lineno}: duplicate id {pid!r} (first on line {seen[pid]})")
                 seen[pid] = lineno
-                passages.append(Passage(id=pid, title=title or "", text=text))
+                yield Passage(id=pid, title=title or "", text=text)
     except UnicodeDecodeError as err:
         raise CorpusError(f"{p} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise CorpusError(f"cannot read corpus {p}: {err.strerror or err}") from None
-    if not passages:
+    if not seen:
         raise CorpusError(f"corpus {p} is empty: it needs at least one passage")
-    return passages
 
 
-__all__ = ["corpus_sha256", "demo_corpus_path", "load_corpus"]
+def load_corpus(path: str | Path) -> list[Passage]:
+    """Read and validate a JSONL corpus; every problem is a :class:`CorpusError` with its line."""
+    return list(iter_corpus(path))
+
+
+__all__ = ["corpus_sha256", "demo_corpus_path", "iter_corpus", "load_corpus"]
