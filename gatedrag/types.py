@@ -100,6 +100,15 @@ class Hit(_Model):
     rank: int = Field(ge=1)
 
 
+class Triple(_Model):
+    """A claim of a sentence: ``head`` and ``tail`` are entity or value strings as written in the
+    sentence, ``relation`` a short phrase between them (QuCo-RAG's extractor format)."""
+
+    head: str
+    relation: str = ""
+    tail: str
+
+
 class CorpusCount(_Model):
     """How often a phrase (or a co-occurrence of phrases) occurs in a corpus-statistics index.
 
@@ -274,4 +283,5 @@ __all__ = [
     "StepPassage",
     "TokenAlternative",
     "TokenStep",
+    "Triple",
 ]
