@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError
 
+QUCO_INDEX_TOKENS = 4_610_629_088_477  # the OLMo-2 Infini-gram index of QuCo-RAG's configs (anchors §1.1)
+QUCO_TAU_ENTITY = {"2wikimultihopqa": 1e3, "hotpotqa": 1e5}  # shipped ngram_threshold_question
 _UNLIMITED = 16  # retrievals per answer for methods whose papers have no cap (the 128-token budget bounds them)
 FIXED_LENGTH_TOKENS = 20
 
@@ -37,7 +39,7 @@ class Method(BaseModel):
     settings: dict[str, Any] = {}
 
 
-def _rules(acting: tuple[str, ...], dataset: str, *, rind: bool) -> list[dict[str, Any]]:
+def _rules(acting: tuple[str, ...], dataset: str, *, rind: bool, corpus: str | None = None) -> list[dict[str, Any]]:
     two_wiki = dataset == "2wikimultihopqa"
     rules: list[dict[str, Any]] = [
         {"signal": "token_rag", "theta": 0.1},
@@ -48,6 +50,14 @@ def _rules(acting: tuple[str, ...], dataset: str, *, rind: bool) -> list[dict[st
     if rind:
         # DRAGIN thresholds of the QuCo-RAG configs for Qwen2.5 / OLMo-2 / Llama-3 (anchors §3.1)
         rules.append({"signal": "rind", "theta": 1.0 if two_wiki else 1.3, "query_words": 25 if two_wiki else 35})
+    if corpus == "quco":
+        # QuCo's absolute thresholds carried over as a rate: counts per million index tokens
+        tau = QUCO_TAU_ENTITY.get(dataset, 1e3) * 1e6 / QUCO_INDEX_TOKENS
+        rules.append({"signal": "entity_freq", "tau": tau, "unit": "per_million", "aggregate": "mean"})
+        rules.append({"signal": "cooc", "tau_cooc": 1, "query": "head_relation"})
+    elif corpus == "default":  # gatedrag's own defaults for the corpus family
+        rules.append({"signal": "entity_freq"})
+        rules.append({"signal": "cooc"})
     for r in rules:
         r["act"] = r["signal"] in acting
     return rules
@@ -141,6 +151,37 @@ METHODS: dict[str, Method] = {
             settings={"generation": {"keep_passages": False, "max_retrievals": _UNLIMITED}},
         ),
         Method(
+            name="quco-rag",
+            reproduces=(
+                "QuCo-RAG: Stage 1 retrieves with the question when its entities are rare in the corpus (mean "
+                "frequency < tau_entity); Stage 2 retrieves for a sentence whose (head, tail) never co-occur"
+            ),
+            source="QuCo-RAG paper §3 and `QuCo_RAG` inference code (anchors §1.2-1.3)",
+            differs=(
+                "counts come from an Infini-gram index of the dataset's own retrieval corpus (GPT-2 tokens, "
+                "about 1M tokens) instead of the 4.6T-token OLMo-2 index; tau_entity is QuCo's per-dataset value "
+                "turned into a rate (1e3 / 1e5 per 4.6T tokens), so Stage 1 fires only for entities absent from "
+                "the corpus; the co-occurrence window is one passage (median length) instead of 1000 Llama "
+                "tokens; claims come from the packaged spaCy extractor, not QuCo's fine-tuned 0.5B model; the "
+                "queries of several unsupported claims are joined into one query (QuCo retrieves top-3 for each "
+                "and pools them); the code-only 2-tuple entity-count check is not reproduced."
+            ),
+            acting=("entity_freq", "cooc"),
+            settings={
+                "gate": {"check_final_sentence": False},
+                "generation": {"keep_passages": True, "max_retrievals": _UNLIMITED},
+            },
+        ),
+        Method(
+            name="gated-corpus",
+            reproduces=(
+                "gatedrag's gate with the corpus-statistics family acting (entity_freq before generation, cooc "
+                "per sentence, gatedrag defaults) and the token signals traced, at most 3 retrievals"
+            ),
+            source="gatedrag defaults (EntityFrequencyRule, CooccurrenceRule)",
+            acting=("entity_freq", "cooc"),
+        ),
+        Method(
             name="gated",
             reproduces="gatedrag's default gate (TokenRAG rule acting, others traced), at most 3 retrievals",
             source="gatedrag defaults (PipelineConfig())",
@@ -168,11 +209,20 @@ def method_config(name: str, dataset: str, base: PipelineConfig | None = None) -
     method = METHODS[name]
     data = (base or PipelineConfig()).model_dump(mode="json")
     if name != "gated":  # the gated method runs the gate of ``base`` (default, or a tuned config)
-        data["gate"]["rules"] = _rules(method.acting, dataset, rind=name == "dragin")
+        corpus = {"quco-rag": "quco", "gated-corpus": "default"}.get(name)
+        data["gate"]["rules"] = _rules(method.acting, dataset, rind=name == "dragin", corpus=corpus)
     if data["prompt"] == "cot":
         data["prompt"] = PROMPTS.get(dataset, "cot")
     data = _merge(data, method.settings)
     return PipelineConfig.model_validate(data)
 
 
-__all__ = ["FIXED_LENGTH_TOKENS", "METHODS", "PROMPTS", "Method", "method_config"]
+__all__ = [
+    "FIXED_LENGTH_TOKENS",
+    "METHODS",
+    "PROMPTS",
+    "QUCO_INDEX_TOKENS",
+    "QUCO_TAU_ENTITY",
+    "Method",
+    "method_config",
+]

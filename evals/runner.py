@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gatedrag.config import PipelineConfig
+from gatedrag.config import CORPUS_SIGNALS, PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.types import Answer, Counts, Step
 
@@ -77,7 +77,7 @@ class QuestionRecord(BaseModel):
 def record_from_answer(example: Example, method: str, answer: Answer) -> QuestionRecord:
     signals: dict[str, list[float]] = {}
     for step in answer.steps:
-        if step.kind == "sentence":
+        if step.kind in ("sentence", "question"):
             for v in step.signals:
                 if v.note is None:
                     signals.setdefault(v.name, []).append(v.value)
@@ -175,6 +175,11 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     data["retrieval"].pop("index_dir", None)
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
+    if any(r["signal"] in CORPUS_SIGNALS for r in data["gate"]["rules"]):
+        for key in ("timeout_s", "retries", "cache_size"):
+            data["corpus_stats"].pop(key, None)
+    else:  # corpus statistics are not read: their settings cannot change the answers
+        data.pop("corpus_stats", None)
     return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
 
 
@@ -316,6 +321,7 @@ def evaluate_configs(
     """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
     ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's."""
     from gatedrag import GatedRAG
+    from gatedrag.gate import Gate
     from gatedrag.lm.hf import HFLanguageModel
     from gatedrag.prompts import PromptTemplate
     from gatedrag.retrieval.corpus import corpus_sha256
@@ -341,16 +347,25 @@ def evaluate_configs(
     for m, cfg in configs.items():  # refuse a changed setup before spending any time
         current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
         check_fingerprint(dest / f"{m}.run.json", current)
+    corpus_stats = extractor = None
+    if any(r.signal in CORPUS_SIGNALS for c in configs.values() for r in c.gate.rules):
+        from gatedrag.corpus.factory import build_corpus_stats
+
+        corpus_stats = build_corpus_stats(first.corpus_stats, corpus, progress=progress)
     if progress:
         progress(f"loading model {first.model.name}")
     lm = HFLanguageModel.load(first.model, progress=progress)
+    if corpus_stats is not None:
+        from gatedrag.corpus.extract import load_extractor
+
+        extractor = load_extractor(first.corpus_stats.extractor, lm=lm)
     summaries = []
     for m, cfg in configs.items():
         out_file = dest / f"{m}.jsonl"
         if on_method is not None:
             have = {r.id for r in read_records(out_file)}
             on_method(m, sum(1 for e in examples if e.id in have), len(examples))
-        rag = GatedRAG(lm, retriever, cfg)
+        rag = GatedRAG(lm, retriever, cfg, gate=Gate(cfg.gate, corpus=corpus_stats, extractor=extractor))
         t0 = time.perf_counter()
         records = run_method(rag, examples, out_file, method=m, on_record=on_record)
         n = max(1, len(records))

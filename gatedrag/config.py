@@ -124,7 +124,45 @@ class RINDRule(_Config):
     act: bool = True
 
 
-SignalRule = Annotated[FlareRule | TokenRAGRule | GNLLRule | EntropyRule | RINDRule, Field(discriminator="signal")]
+class EntityFrequencyRule(_Config):
+    """QuCo-RAG Stage 1 (anchors §1.2): before generation, retrieve with the question when its
+    entities are rare in the corpus: ``aggregate`` (mean, as QuCo) frequency below ``tau``.
+
+    ``unit="per_million"`` (default) reads ``tau`` as occurrences per million corpus tokens, so it
+    transfers across corpus sizes; ``unit="count"`` reads it as a raw count, as QuCo's configs do
+    (1e3 for 2Wiki, 1e5 for HotpotQA on a 4.6T-token index = 2.2e-4 and 2.2e-2 per million). Signal
+    value: ``-log10(frequency)`` (higher = rarer); needs a corpus-statistics index.
+    """
+
+    signal: Literal["entity_freq"] = "entity_freq"
+    tau: float = Field(default=1.0, gt=0.0)
+    unit: Literal["per_million", "count"] = "per_million"
+    aggregate: Literal["mean", "min", "max"] = "mean"
+    act: bool = True
+
+
+class CooccurrenceRule(_Config):
+    """QuCo-RAG Stage 2 (anchors §1.3): retrieve for a sentence when one of its (head, relation,
+    tail) claims has head and tail co-occurring fewer than ``tau_cooc`` times within ``window``
+    tokens of the corpus. Signal value: the number of unsupported claims."""
+
+    signal: Literal["cooc"] = "cooc"
+    tau_cooc: int = Field(default=1, ge=1)
+    window: int | None = Field(default=None, ge=1)
+    """Co-occurrence window in index tokens; ``None``: the local index's median passage length (about
+    one passage), or QuCo's 1000 on the hosted API."""
+    max_clause_freq: int | None = Field(default=None, ge=1)
+    query: Literal["head_relation", "full_triplet", "sentence"] = "head_relation"
+    """Retrieval query: ``head relation`` of each unsupported claim (QuCo's default), the whole
+    triple, or the sentence."""
+    act: bool = True
+
+
+SignalRule = Annotated[
+    FlareRule | TokenRAGRule | GNLLRule | EntropyRule | RINDRule | EntityFrequencyRule | CooccurrenceRule,
+    Field(discriminator="signal"),
+]
+CORPUS_SIGNALS = ("entity_freq", "cooc")
 
 
 def _default_rules() -> list[SignalRule]:
@@ -177,6 +215,25 @@ class GenerationConfig(_Config):
     batch_size: int = Field(default=8, ge=1, le=256)
 
 
+class CorpusStatsConfig(_Config):
+    """Where the corpus-statistics signals (``entity_freq``, ``cooc``) read counts from."""
+
+    backend: Literal["local", "api"] = "local"
+    """``local``: an Infini-gram index of the retrieval corpus, built on first use like the BM25
+    index; ``api``: an Infini-gram HTTP API (the hosted one, or ``gatedrag corpus serve``)."""
+    index: Path | None = None
+    """Local index directory; default: the cache folder of the retrieval corpus and tokenizer."""
+    tokenizer: str = "gpt2"
+    """Index tokenizer: ``gpt2``, ``bytes`` or a Hugging Face tokenizer directory."""
+    url: str = "https://api.infini-gram.io/"
+    api_index: str | None = "v4_olmo-2-0325-32b-instruct_llama"
+    timeout_s: float = Field(default=10.0, gt=0.0)
+    retries: int = Field(default=3, ge=1, le=10)
+    cache_size: int = Field(default=100_000, ge=1)
+    extractor: Literal["spacy", "llm"] = "spacy"
+    """Entity/claim extractor: the packaged spaCy pipeline, or the answering model prompted few-shot."""
+
+
 class PipelineConfig(_Config):
     """Everything :class:`gatedrag.GatedRAG` needs; load one with :func:`load_config`."""
 
@@ -184,6 +241,7 @@ class PipelineConfig(_Config):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    corpus_stats: CorpusStatsConfig = Field(default_factory=CorpusStatsConfig)
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
 
@@ -230,7 +288,11 @@ def load_config(path: str | Path) -> PipelineConfig:
 
 
 __all__ = [
+    "CORPUS_SIGNALS",
     "DEFAULT_MODEL",
+    "CooccurrenceRule",
+    "CorpusStatsConfig",
+    "EntityFrequencyRule",
     "EntropyRule",
     "FlareRule",
     "GNLLRule",

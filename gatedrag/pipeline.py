@@ -109,15 +109,28 @@ class GatedRAG:
         cls, config: PipelineConfig | None = None, *, progress: Callable[[str], None] | None = None
     ) -> GatedRAG:
         """Load the configured model and retriever (defaults: the packaged model, the demo corpus)."""
+        from gatedrag.config import CORPUS_SIGNALS
         from gatedrag.lm.hf import HFLanguageModel
         from gatedrag.retrieval.factory import build_retriever
 
         config = config or PipelineConfig()
         retriever = build_retriever(config.retrieval, progress=progress)
+        corpus = None
+        if any(r.signal in CORPUS_SIGNALS for r in config.gate.rules):
+            from gatedrag.corpus.factory import build_corpus_stats
+            from gatedrag.retrieval.corpus import demo_corpus_path
+
+            corpus_file = config.retrieval.corpus or demo_corpus_path()
+            corpus = build_corpus_stats(config.corpus_stats, corpus_file, progress=progress)
         if progress:
             progress(f"loading model {config.model.name}")
         lm = HFLanguageModel.load(config.model, progress=progress)
-        return cls(lm, retriever, config)
+        extractor = None
+        if corpus is not None:
+            from gatedrag.corpus.extract import load_extractor
+
+            extractor = load_extractor(config.corpus_stats.extractor, lm=lm)
+        return cls(lm, retriever, config, gate=Gate(config.gate, corpus=corpus, extractor=extractor))
 
     # -- public API -----------------------------------------------------------------------------
     def ask(self, question: str, *, on_step: StepCallback | None = None) -> Answer:
@@ -144,6 +157,8 @@ class GatedRAG:
         }
         if gen.retrieve_first and self.retriever is not None:
             self._retrieve([(j, j.question, "before generation") for j in jobs.values()])
+        elif self.gate.question_signals:
+            self._check_questions(list(jobs.values()))
         for key, job in jobs.items():
             self._start(session, key, job, initial=True)
         rounds = 0
@@ -206,6 +221,22 @@ class GatedRAG:
                     if self._is_final(sentence) or key in ended:
                         self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
+
+    def _check_questions(self, jobs: list[_Job]) -> None:
+        """QuCo Stage 1: the question-stage signals on every question; retrieve with the question
+        for those that fire (the passages stay in the prompt from the first sentence on)."""
+        to_retrieve = []
+        for job, (values, decision) in zip(jobs, self.gate.evaluate_questions([j.question for j in jobs])):
+            if decision.action == "retrieve" and self.retriever is None:
+                decision.action, decision.note = "accept", "no retriever configured"
+            self._record(
+                job, Step(index=len(job.steps), kind="question", text=job.question, signals=values, decision=decision)
+            )
+            if decision.action == "retrieve":
+                fired = ", ".join(r.signal for r in decision.reasons)
+                to_retrieve.append((job, job.question, f"question check ({fired})"))
+        if to_retrieve:
+            self._retrieve(to_retrieve)
 
     def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, initial: bool = False) -> bool:
         """(Re)start a row on the closed-book or retrieval prompt plus the answer so far.

@@ -168,6 +168,8 @@ class SignalValue(_Model):
     details: dict[str, float] = Field(default_factory=dict)
     note: str | None = None
     """Why the value is missing or partial (e.g. the model exposes no attention)."""
+    info: str | None = None
+    """What the value is about, in words (e.g. the entities looked up, the unsupported claims)."""
 
 
 class Reason(_Model):
@@ -199,14 +201,15 @@ class StepPassage(_Model):
 class Step(_Model):
     """One entry of an answer's trace, in the order things happened.
 
-    ``kind="sentence"``: a sentence the model generated, the signal values computed on it and the
-    gate's decision; ``accepted`` says whether it stayed in the answer (a sentence the gate sent to
+    ``kind="question"``: the question-stage signals (corpus frequency of the question's entities)
+    and whether they sent the question to retrieval before generating. ``kind="sentence"``: a
+    sentence the model generated, the signal values computed on it and the gate's decision; ``accepted`` says whether it stayed in the answer (a sentence the gate sent to
     retrieval is replaced by a regenerated one). ``kind="retrieval"``: a retrieval with its query and
     passages; ``error`` is set when the retriever failed and the answer went on without passages.
     """
 
     index: int
-    kind: Literal["sentence", "retrieval"]
+    kind: Literal["question", "sentence", "retrieval"]
     text: str = ""
     accepted: bool = False
     tokens: int = 0

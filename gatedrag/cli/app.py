@@ -47,13 +47,16 @@ def _steps_table(answer: Answer) -> Table:
     table.add_column("signals (value > threshold)")
     table.add_column("decision")
     for s in answer.steps:
-        if s.kind == "sentence":
+        if s.kind in ("sentence", "question"):
             sig = ", ".join(_signal_cell(v) for v in s.signals)
+            infos = [f"{v.name}: {v.info or v.note}" for v in s.signals if v.info or v.note]
+            if infos:
+                sig += "\n[dim]" + "\n".join(infos) + "[/dim]"
             decision = s.decision.action if s.decision else ""
             if s.decision and s.decision.note:
                 decision += f" ({s.decision.note})"
-            text = s.text if s.accepted else f"[dim strike]{s.text}[/dim strike]"
-            table.add_row(str(s.index), "sentence", text, sig, decision)
+            text = s.text if s.accepted or s.kind == "question" else f"[dim strike]{s.text}[/dim strike]"
+            table.add_row(str(s.index), s.kind, text, sig, decision)
         else:
             passages = ", ".join(f"{p.title} ({p.score:.1f})" for p in s.passages)
             detail = f"[yellow]{s.error}[/yellow]" if s.error else passages

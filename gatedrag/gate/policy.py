@@ -15,16 +15,47 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from gatedrag.config import EntropyRule, FlareRule, GateConfig, GNLLRule, RINDRule, SignalRule, TokenRAGRule
+from gatedrag.config import (
+    CooccurrenceRule,
+    EntityFrequencyRule,
+    EntropyRule,
+    FlareRule,
+    GateConfig,
+    GNLLRule,
+    RINDRule,
+    SignalRule,
+    TokenRAGRule,
+)
 from gatedrag.retrieval.query import build_query, truncate_words
 from gatedrag.signals import EntropySignal, FlareSignal, GNLLSignal, RINDSignal, TokenRAGSignal, TokenSignal
 from gatedrag.signals.base import SentenceContext
 from gatedrag.types import Decision, Reason, SignalValue, TokenStep
 
 
-def build_signal(rule: SignalRule) -> TokenSignal:
-    """The signal object a config rule describes."""
+def build_signal(rule: SignalRule, *, corpus: Any = None, extractor: Any = None) -> TokenSignal:
+    """The signal object a config rule describes; corpus signals read ``corpus`` (a
+    :class:`~gatedrag.corpus.base.CorpusStats`) and ``extractor`` (without them they are traced as
+    unavailable and never fire)."""
+    if isinstance(rule, EntityFrequencyRule):
+        from gatedrag.signals.corpus import EntityFrequencySignal
+
+        return EntityFrequencySignal(  # type: ignore[return-value]
+            corpus, extractor, tau=rule.tau, unit=rule.unit, aggregate=rule.aggregate, act=rule.act
+        )
+    if isinstance(rule, CooccurrenceRule):
+        from gatedrag.signals.corpus import CooccurrenceSignal
+
+        return CooccurrenceSignal(  # type: ignore[return-value]
+            corpus,
+            extractor,
+            tau_cooc=rule.tau_cooc,
+            window=rule.window,
+            max_clause_freq=rule.max_clause_freq,
+            query=rule.query,
+            act=rule.act,
+        )
     if isinstance(rule, FlareRule):
         return FlareSignal(theta=rule.theta, beta=rule.beta, act=rule.act)
     if isinstance(rule, TokenRAGRule):
@@ -52,11 +83,22 @@ class Gate:
     every acting signal must be over.
     """
 
-    def __init__(self, config: GateConfig | None = None, signals: Sequence[TokenSignal] | None = None):
+    def __init__(
+        self,
+        config: GateConfig | None = None,
+        signals: Sequence[TokenSignal] | None = None,
+        *,
+        corpus: Any = None,
+        extractor: Any = None,
+    ):
         self.config = config or GateConfig()
-        self.signals: list[TokenSignal] = (
-            list(signals) if signals is not None else [build_signal(r) for r in self.config.rules]
+        built: list[Any] = (
+            list(signals)
+            if signals is not None
+            else [build_signal(r, corpus=corpus, extractor=extractor) for r in self.config.rules]
         )
+        self.question_signals = [s for s in built if getattr(s, "stage", "sentence") == "question"]
+        self.signals: list[TokenSignal] = [s for s in built if getattr(s, "stage", "sentence") != "question"]
 
     def _acting(self, signal: TokenSignal, value: SignalValue) -> bool:
         return bool(getattr(signal, "act", True)) and value.threshold is not None
@@ -73,16 +115,29 @@ class Gate:
             s.evaluate(tokens, context) if getattr(s, "needs_context", False) else s.evaluate(tokens)  # type: ignore[call-arg]
             for s in self.signals
         ]
-        for s, v in zip(self.signals, values):
+        return values, self._decide(self.signals, values)
+
+    def evaluate_questions(self, questions: Sequence[str]) -> list[tuple[list[SignalValue], Decision]]:
+        """The question-stage signals (QuCo Stage 1) on each question: ``retrieve`` means retrieve
+        with the question before generating. Empty values and ``accept`` when none is configured."""
+        per_signal = [s.evaluate_questions(questions) for s in self.question_signals]  # type: ignore[attr-defined]
+        out = []
+        for i in range(len(questions)):
+            values = [vals[i] for vals in per_signal]
+            out.append((values, self._decide(self.question_signals, values)))
+        return out
+
+    def _decide(self, signals: Sequence[Any], values: list[SignalValue]) -> Decision:
+        for s, v in zip(signals, values):
             v.acting = self._acting(s, v)
-        acting = [(s, v) for s, v in zip(self.signals, values) if v.acting]
+        acting = [(s, v) for s, v in zip(signals, values) if v.acting]
         fired = [(s, v) for s, v in acting if v.fired]
         trigger = bool(fired) and (self.config.combine == "any" or len(fired) == len(acting))
         reasons = [
             Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
             for _, v in fired
         ]
-        return values, Decision(action="retrieve" if trigger else "accept", reasons=reasons if trigger else [])
+        return Decision(action="retrieve" if trigger else "accept", reasons=reasons if trigger else [])
 
     def query(
         self,

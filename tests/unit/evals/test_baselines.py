@@ -234,3 +234,22 @@ def test_dragin_on_a_real_attention_model(tiny_lm, tmp_path):
 def test_no_rag_and_sr_rag_retrieve_zero_and_one_times(tiny_lm, tmp_path):
     assert GatedRAG(tiny_lm, Recorder(), tiny_config("no-rag", tmp_path)).ask("alpha?").counts.retrievals == 0
     assert GatedRAG(tiny_lm, Recorder(), tiny_config("sr-rag", tmp_path)).ask("alpha?").counts.retrievals == 1
+
+
+def test_quco_rag_carries_quco_thresholds_over_as_rates_and_skips_the_final_sentence():
+    from gatedrag.evals.baselines import QUCO_INDEX_TOKENS
+
+    cfg = method_config("quco-rag", "hotpotqa")
+    rules = {r.signal: r for r in cfg.gate.rules}
+    assert rules["entity_freq"].act and rules["cooc"].act and not rules["token_rag"].act
+    assert rules["entity_freq"].unit == "per_million"
+    assert rules["entity_freq"].tau == pytest.approx(1e5 * 1e6 / QUCO_INDEX_TOKENS)  # HotpotQA's 1e5 of 4.6T
+    assert method_config("quco-rag", "2wikimultihopqa").gate.rules[-2].tau == pytest.approx(
+        1e3 * 1e6 / QUCO_INDEX_TOKENS
+    )
+    assert rules["cooc"].tau_cooc == 1 and rules["cooc"].query == "head_relation"
+    assert cfg.gate.check_final_sentence is False
+    corpus = {r.signal: r for r in method_config("gated-corpus", "hotpotqa").gate.rules}
+    assert corpus["entity_freq"].tau == 1.0 and corpus["cooc"].act
+    # without a corpus backend the corpus signals are traced as unavailable and never fire
+    assert Gate(cfg.gate).evaluate(SPREAD, SentenceContext())[1].action == "accept"
