@@ -230,6 +230,10 @@ class CorpusStatsConfig(_Config):
     timeout_s: float = Field(default=10.0, gt=0.0)
     retries: int = Field(default=3, ge=1, le=10)
     cache_size: int = Field(default=100_000, ge=1)
+    cooccurrence: Literal["document", "cnf"] = "document"
+    """``document``: exact co-occurrence within one document (local index, or ``gatedrag corpus
+    serve``); ``cnf``: Infini-gram's CNF count, as the hosted API answers (it drops matches whose
+    window crosses a document edge, which on short passages yields spurious zeros)."""
     extractor: Literal["spacy", "llm"] = "spacy"
     """Entity/claim extractor: the packaged spaCy pipeline, or the answering model prompted few-shot."""
 

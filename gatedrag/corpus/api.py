@@ -13,6 +13,9 @@ Requests are JSON objects as the hosted API (``https://api.infini-gram.io/``) ta
 * A success carries ``token_ids``, ``tokens`` and ``latency`` (engine milliseconds) plus the
   fields of its type (``count`` and ``approx``; ``prob``, ``prompt_cnt``, ``cont_cnt``;
   ``result_by_token_id``; ``documents``). A failure is ``{"error": "..."}`` and nothing else.
+* Extension (this server only): ``"cooccurrence": "document"`` on an AND count answers with the
+  exact same-document count of :meth:`LocalIndex.count_in_documents` instead of Infini-gram's CNF
+  count (which drops matches near document edges on short passages).
 * The hosted API's caps hold: 1000 characters or 500 tokens per query, at most 4 clauses of at most
   4 terms, ``max_clause_freq`` <= 500000 and ``max_diff_tokens`` <= 1000 (a server may raise the
   last two for its own index).
@@ -170,7 +173,15 @@ class QueryHandler:
             if cnf is not None:
                 window = _int(payload, "max_diff_tokens", self.index.window, c.max_diff_tokens)
                 freq = _int(payload, "max_clause_freq", self.index.max_clause_freq, c.max_clause_freq)
-                out = self.index.count_cnf_ids(cnf, window=window, max_clause_freq=freq)
+                mode = payload.get("cooccurrence", "cnf")
+                if mode not in ("cnf", "document"):
+                    raise APIRequestError("cooccurrence must be cnf or document")
+                if mode == "document":
+                    if any(len(clause) != 1 for clause in cnf):
+                        raise APIRequestError("document co-occurrence takes one term per clause (no OR)")
+                    out = self.index.count_in_documents([clause[0] for clause in cnf], window)
+                else:
+                    out = self.index.count_cnf_ids(cnf, window=window, max_clause_freq=freq)
             else:
                 out = self.index.count_ids(ids or [])
             result: dict[str, Any] = {"count": int(out["count"]), "approx": bool(out.get("approx", False))}

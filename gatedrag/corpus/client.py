@@ -10,6 +10,8 @@ Queries over the API's caps are refused before sending (:class:`~gatedrag.errors
 String queries: a term holding the words ``AND``/``OR`` would be read as an operator, so those
 words are lower-cased in it (the count is then of the lower-cased phrase, noted on the result);
 give ``tokenizer=`` (the index's tokenizer) to send token ids instead and count the exact phrase.
+``cooccurrence="document"`` asks ``gatedrag corpus serve`` for exact same-document co-occurrence
+counts (an extension the hosted API does not have).
 
 Example::
 
@@ -28,7 +30,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from gatedrag.corpus.api import escape_term
 from gatedrag.corpus.base import API_MAX_CLAUSE_FREQ, API_MAX_DIFF_TOKENS, API_MAX_TOKENS, check_terms
@@ -58,6 +60,7 @@ class InfiniGramClient:
         retries: int = 3,
         backoff: float = 0.5,
         tokenizer: IndexTokenizer | None = None,
+        cooccurrence: Literal["cnf", "document"] = "cnf",
     ):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -74,6 +77,9 @@ class InfiniGramClient:
         self.index, self.window, self.max_clause_freq = index, window, max_clause_freq
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.tokenizer = tokenizer
+        if cooccurrence not in ("cnf", "document"):
+            raise CorpusQueryError(f"cooccurrence must be cnf or document, got {cooccurrence!r}")
+        self.cooccurrence_mode = cooccurrence
         self.name = f"api:{url}" + (f"#{index}" if index else "")
         self._local = threading.local()
         self._total: int | None = None
@@ -156,6 +162,8 @@ class InfiniGramClient:
         if len(terms) > 1:
             payload["max_diff_tokens"] = window or self.window
             payload["max_clause_freq"] = max_clause_freq or self.max_clause_freq
+            if self.cooccurrence_mode == "document":  # an extension of `gatedrag corpus serve`
+                payload["cooccurrence"] = "document"
         t0 = time.perf_counter()
         data = self.request(payload)
         try:

@@ -19,8 +19,13 @@ def build_corpus_stats(
     if config.backend == "api":
         from gatedrag.corpus.client import InfiniGramClient
 
+        hosted = "api.infini-gram.io" in config.url
         backend: CorpusStats = InfiniGramClient(
-            config.url, index=config.api_index, timeout=config.timeout_s, retries=config.retries
+            config.url,
+            index=config.api_index,
+            timeout=config.timeout_s,
+            retries=config.retries,
+            cooccurrence="cnf" if hosted else config.cooccurrence,
         )
         return CachedCorpusStats(backend, maxsize=config.cache_size)
 
@@ -33,13 +38,14 @@ def build_corpus_stats(
         index = default_corpus_index_dir(corpus_sha256(corpus), config.tokenizer)
         try:
             LocalIndex(index, tokenizer=config.tokenizer)
-        except CorpusIndexError:
+        except CorpusIndexError:  # missing or unfinished: build it (a different tokenizer is a new folder)
             if progress:
                 progress(f"building the Infini-gram index of {corpus} (once)")
             build_index(corpus, index, tokenizer=config.tokenizer)
     if progress:
         progress(f"opening the corpus-statistics index {index}")
-    return CachedCorpusStats(LocalIndex(index, tokenizer=config.tokenizer), maxsize=config.cache_size)
+    local = LocalIndex(index, tokenizer=config.tokenizer, cooccurrence=config.cooccurrence)
+    return CachedCorpusStats(local, maxsize=config.cache_size)
 
 
 __all__ = ["build_corpus_stats"]

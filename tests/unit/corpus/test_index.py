@@ -216,3 +216,47 @@ def test_cli_builds_both_indexes_and_counts(tmp_path):
     assert result.exit_code == 0 and '"documents": 1' in result.output
     result = runner.invoke(app, ["corpus", "count", str(tmp_path / "nowhere"), "x"])
     assert result.exit_code == 1 and "corpus index not found" in result.output
+
+
+def brute_cooc(tok, texts: list[str], terms: list[str], window: int) -> int:
+    needles = [tok.encode(t) for t in terms]
+
+    def starts(ids, needle):
+        return [i for i in range(len(ids) - len(needle) + 1) if ids[i : i + len(needle)] == needle]
+
+    docs = [tok.encode(t) for t in texts]
+    counts = [sum(len(starts(d, n)) for d in docs) for n in needles]
+    rare = counts.index(min(counts))
+    total = 0
+    for d in docs:
+        where = [starts(d, n) for n in needles]
+        for p in where[rare]:
+            if all(any(abs(q - p) <= window for q in where[j]) for j in range(len(needles)) if j != rare):
+                total += 1
+    return total
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=30), min_size=1, max_size=10),
+    terms=st.lists(st.sampled_from(WORDS), min_size=2, max_size=3, unique=True),
+    window=st.integers(min_value=1, max_value=60),
+)
+def test_document_cooccurrence_matches_brute_force(tmp_path_factory, docs, terms, window):
+    tok = ByteTokenizer()
+    texts = [" ".join(d) for d in docs]
+    d = tmp_path_factory.mktemp("cooc")
+    build_index(write_corpus(d / "c.jsonl", texts), d / "idx", tokenizer=tok, include_title=False)
+    got = LocalIndex(d / "idx").cooccurrence(terms, window=window).count
+    assert got == brute_cooc(tok, texts, terms, window)
+
+
+def test_document_mode_keeps_what_infinigram_cnf_drops(tmp_path, gpt2, data_dir):
+    build_index(data_dir / "hotpotqa" / "corpus.jsonl", tmp_path / "idx", tokenizer=gpt2)
+    exact = LocalIndex(tmp_path / "idx", window=112)
+    raw = LocalIndex(tmp_path / "idx", window=112, cooccurrence="cnf")
+    pair = ["Janet Waldo", "American"]  # "Janet Waldo ... was an American radio and voice actress."
+    assert exact.cooccurrence(pair).count == 1
+    assert raw.cooccurrence(pair).count == 0  # Infini-gram's CNF count drops it at this window
+    assert raw.cooccurrence(pair, window=30).count == 1
+    assert [exact.cooccurrence(pair, window=w).count for w in (30, 500, 5000)] == [1, 1, 1]

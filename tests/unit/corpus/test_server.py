@@ -197,3 +197,15 @@ def test_unreachable_api_fails_fast_with_a_backend_error():
     with pytest.raises(CorpusBackendError, match="failed after 2 attempts"):
         InfiniGramClient(f"http://127.0.0.1:{port}/", retries=2, backoff=0.01, timeout=1).count("Ed Wood")
     assert time.perf_counter() - t0 < 5
+
+
+def test_document_cooccurrence_extension(index, server):
+    local = LocalIndex(index)
+    api = InfiniGramClient(server.url, index="demo", retries=1, cooccurrence="document")
+    pair = ["Scott Derrickson", "Doctor Strange"]
+    assert api.cooccurrence(pair, window=40).count == local.cooccurrence(pair, window=40).count >= 1
+    status, data = post(
+        server,
+        json.dumps({"query_type": "count", "query": "a OR b AND c", "cooccurrence": "document"}).encode(),
+    )
+    assert status == 400 and "one term per clause" in data["error"]
