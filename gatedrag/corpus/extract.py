@@ -18,7 +18,7 @@ Example::
     from gatedrag.corpus.extract import SpacyExtractor
     ex = SpacyExtractor()
     ex.triples(["Ed Wood is a 1994 film directed by Tim Burton."])
-    # [[Triple(head='Ed Wood', relation='be', tail='1994'), Triple(head='Ed Wood', relation='directed by', ...)]]
+    # [[Triple(head='Ed Wood', relation='is', tail='1994'), Triple(head='Ed Wood', relation='directed by', ...)]]
 """
 
 from __future__ import annotations
@@ -152,17 +152,14 @@ class SpacyExtractor:
 
     @staticmethod
     def _relation(tail: Any) -> str:
-        """The verb (with its preposition) that governs ``tail``; the copula "is" for appositions."""
+        """The verb (with its preposition) that governs ``tail``, as written; "is" when none is found."""
         token, prep = tail.root, ""
         for _ in range(6):
             if token.dep_ == "pobj" and token.head.pos_ == "ADP":
                 prep = prep or token.head.lower_
             head = token.head
             if head.pos_ in ("VERB", "AUX") or head.dep_ == "ROOT" or head == token:
-                verb = head.lemma_.lower() if head.pos_ in ("VERB", "AUX") else head.lower_
-                if head.tag_ == "VBN":
-                    verb = head.lower_
-                return f"{verb} {prep}".strip()
+                return f"{head.lower_} {prep}".strip()  # as written: "was born in", "directed by"
             token = head
         return prep or "is"
 
@@ -174,11 +171,16 @@ class SpacyExtractor:
             return []
         subjects = {t.i for t in doc if t.dep_ in ("nsubj", "nsubjpass") and t.head.dep_ == "ROOT"}
         head = next((s for s in spans if any(t.i in subjects for t in s)), spans[0])
+        # "Scott Derrickson and Ed Wood were both American": coordinated subjects are each a head,
+        # not a claim linking the two
+        heads = [head] + [s for s in spans if s is not head and s.root.dep_ == "conj" and s.root.head == head.root]
+        names = {h.text for h in heads}
         triples = []
-        for span in spans:
-            if span is head or span.text == head.text:
-                continue
-            triples.append(Triple(head=head.text, relation=self._relation(span), tail=span.text))
+        for h in heads:
+            for span in spans:
+                if span.text in names:
+                    continue
+                triples.append(Triple(head=h.text, relation=self._relation(span), tail=span.text))
         return triples
 
     def entities(self, questions: Sequence[str]) -> list[list[str]]:

@@ -94,3 +94,16 @@ def test_gold_set_resolves_against_the_real_data(data_dir):
     for g in gold:
         for h, _, t in g.triples:
             assert (h in g.text and t in g.text.replace("&amp;", "&")) or h in g.text.replace("&amp;", "&")
+
+
+def test_spacy_coordinated_subjects_are_heads_not_a_claim():
+    pytest.importorskip("spacy")
+    from gatedrag.corpus.extract import SpacyExtractor
+
+    ex = SpacyExtractor()
+    try:
+        ex.nlp  # noqa: B018
+    except Exception as err:
+        pytest.skip(str(err))
+    (triples,) = ex.triples(["Scott Derrickson and Ed Wood were both American citizens."])
+    assert {(t.head, t.tail) for t in triples} == {("Scott Derrickson", "American"), ("Ed Wood", "American")}
