@@ -12,6 +12,8 @@
   Value = the number of such unsupported claims (a count, higher = more uncertain); fires at one
   (QuCo: ``min cooc < tau_cooc``). Reasoning sentences have no claims and pass. The retrieval query
   is QuCo's: ``head relation`` of each unsupported claim (or the full triple, or the sentence).
+  Sentences with a negation or "no information" phrase are not checked (QuCo stops checking at the
+  first such sentence; here only that sentence is skipped).
 
 Every entity, count and co-occurrence that was looked up is in the trace (``details``); a failing
 backend or extractor makes the signal report ``note`` and not fire, so the other signals decide.
@@ -35,6 +37,9 @@ from gatedrag.corpus.base import CorpusStats
 from gatedrag.corpus.extract import Extractor
 from gatedrag.signals.base import SentenceContext
 from gatedrag.types import SignalValue, TokenStep, Triple
+
+NO_INFO = ("does not", "do not", "did not", "not provide", "not mention", "no information", "not known", "unknown")
+"""A sentence with one of these phrases is not checked (QuCo stops verifying at such a sentence)."""
 
 FREQ_FLOOR = 1e-9
 """Frequencies are floored here before the log (an entity absent from the corpus scores 9)."""
@@ -144,6 +149,13 @@ class CooccurrenceSignal:
         if self.stats is None or self.extractor is None:
             missing = "corpus statistics backend" if self.stats is None else "claim extractor"
             return SignalValue(name=self.name, value=0.0, threshold=self.threshold, note=f"no {missing} configured")
+        if any(phrase in sentence.lower() for phrase in NO_INFO):
+            return SignalValue(
+                name=self.name,
+                value=0.0,
+                threshold=self.threshold,
+                info="negation or no-information sentence: not checked",
+            )
         try:
             (triples,) = self.extractor.triples([sentence])
         except Exception as err:

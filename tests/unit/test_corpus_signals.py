@@ -173,3 +173,9 @@ def test_real_index_supports_true_claims_and_flags_invented_ones(data_dir, tmp_p
     signal = CooccurrenceSignal(stats, FakeExtractor(triples=triples))
     assert not signal.check_text("Ed Wood was directed by Tim Burton.").fired
     assert signal.check_text("Ed Wood was directed by Steven Spielberg.").fired
+
+
+def test_negation_sentences_are_not_checked():
+    ex = FakeExtractor(triples={"Ed Wood did not direct Tokyo.": [Triple(head="Ed Wood", relation="r", tail="Tokyo")]})
+    v = CooccurrenceSignal(FakeStats({}, {}), ex).check_text("Ed Wood did not direct Tokyo.")
+    assert not v.fired and "not checked" in v.info
