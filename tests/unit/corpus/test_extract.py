@@ -107,3 +107,10 @@ def test_spacy_coordinated_subjects_are_heads_not_a_claim():
         pytest.skip(str(err))
     (triples,) = ex.triples(["Scott Derrickson and Ed Wood were both American citizens."])
     assert {(t.head, t.tail) for t in triples} == {("Scott Derrickson", "American"), ("Ed Wood", "American")}
+
+
+def test_llm_extractor_runs_on_a_real_decode_session(tiny_lm):
+    ex = LLMExtractor.from_model(tiny_lm, max_new_tokens=8)
+    out = ex.triples(["Ed Wood was directed by Tim Burton.", "Thus, yes.", "Paris is in France."])
+    assert len(out) == 3 and out[1] == [] and all(isinstance(t, Triple) for ts in out for t in ts)
+    assert len(ex.entities(["Who directed Ed Wood?"])) == 1
