@@ -85,7 +85,8 @@ def main() -> None:
     from gatedrag.corpus.server import make_server
 
     pool = pooled_passages()
-    work = Path(tempfile.mkdtemp(prefix="corpus-index-", dir=OUT.parent if OUT.exists() else None))
+    OUT.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="corpus-index-", dir=OUT))  # .bench/ is git-ignored
     result: dict = {"builds": {}}
     for label, passages in (("pooled", pool), (f"synthetic_{args.passages // 1000}k", synthetic(pool, args.passages))):
         corpus = write(passages, work / f"{label}.jsonl")
@@ -113,29 +114,39 @@ def main() -> None:
     pairs += [(a, b) for a, b in zip(entities[::2], entities[1::2])][: max(0, args.queries // 2 - len(pairs))]
 
     local = LocalIndex(index)
+    cnf = LocalIndex(index, cooccurrence="cnf")
     timed(local.count, entities[:50])  # warm the page cache
     lat = {
         "python_api": {
             "count": percentiles(timed(local.count, entities)),
-            "cooccurrence": percentiles(timed(local.cooccurrence, [list(p) for p in pairs])),
+            "cooccurrence_document": percentiles(timed(local.cooccurrence, [list(p) for p in pairs])),
+            "cooccurrence_cnf": percentiles(timed(cnf.cooccurrence, [list(p) for p in pairs])),
         }
     }
     server = make_server(index, port=0, name="bench")
     server.start_background()
     try:
-        client = InfiniGramClient(server.url, index="bench", retries=1, window=local.window)
+        client = InfiniGramClient(server.url, index="bench", retries=1, window=local.window, cooccurrence="document")
+        raw = InfiniGramClient(server.url, index="bench", retries=1, window=local.window)
         timed(client.count, entities[:50])
         lat["http_server"] = {
             "count": percentiles(timed(client.count, entities)),
-            "cooccurrence": percentiles(timed(client.cooccurrence, [list(p) for p in pairs])),
+            "cooccurrence_document": percentiles(timed(client.cooccurrence, [list(p) for p in pairs])),
+            "cooccurrence_cnf": percentiles(timed(raw.cooccurrence, [list(p) for p in pairs])),
         }
     finally:
         server.shutdown()
         server.server_close()
     zero = sum(local.cooccurrence(list(p)).count == 0 for p in pairs)
+    zero_cnf = sum(cnf.cooccurrence(list(p)).count == 0 for p in pairs)
     result["latency_on"] = str(index.name)
     result["window_tokens"] = local.window
-    result["queries"] = {"entities": len(entities), "pairs": len(pairs), "pairs_with_zero_cooccurrence": zero}
+    result["queries"] = {
+        "entities": len(entities),
+        "pairs": len(pairs),
+        "pairs_zero_document": zero,
+        "pairs_zero_cnf": zero_cnf,
+    }
     result["latency"] = lat
     save("corpus_index", result)
 
