@@ -162,9 +162,9 @@ METHODS: dict[str, Method] = {
                 "about 1M tokens) instead of the 4.6T-token OLMo-2 index; tau_entity is QuCo's per-dataset value "
                 "turned into a rate (1e3 / 1e5 per 4.6T tokens), so Stage 1 fires only for entities absent from "
                 "the corpus; the co-occurrence window is one passage (median length) instead of 1000 Llama "
-                "tokens; claims come from the packaged spaCy extractor, not QuCo's fine-tuned 0.5B model; the "
-                "queries of several unsupported claims are joined into one query (QuCo retrieves top-3 for each "
-                "and pools them); the code-only 2-tuple entity-count check is not reproduced."
+                "tokens; claims come from the packaged spaCy extractor, not QuCo's fine-tuned 0.5B model; a "
+                "negation sentence is skipped but later sentences are still checked (QuCo stops checking); the "
+                "code-only 2-tuple entity-count check is not reproduced."
             ),
             acting=("entity_freq", "cooc"),
             settings={

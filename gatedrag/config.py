@@ -155,6 +155,9 @@ class CooccurrenceRule(_Config):
     query: Literal["head_relation", "full_triplet", "sentence"] = "head_relation"
     """Retrieval query: ``head relation`` of each unsupported claim (QuCo's default), the whole
     triple, or the sentence."""
+    pool: bool = True
+    """One retrieval per unsupported claim, passages pooled and deduplicated (QuCo); ``False``
+    joins the claims' queries into one."""
     act: bool = True
 
 

@@ -173,7 +173,7 @@ class GatedRAG:
                 stop_strings=gen.stop_strings,
                 split_sentences=gen.segment_tokens is None,
             )
-            to_retrieve: list[tuple[_Job, str, str]] = []
+            to_retrieve: list[tuple[_Job, str | list[str], str]] = []
             ended: dict[Hashable, AnswerFinish] = {}
             for key in active:
                 job, out = jobs[key], outcomes[key]
@@ -183,7 +183,7 @@ class GatedRAG:
                     ended[key] = out.finish  # type: ignore[assignment]
                 if job.rejected is not None:
                     sentence, decision, values = job.rejected
-                    query = self.gate.query(
+                    query = self.gate.queries(
                         sentence.tokens,
                         decision,
                         values,
@@ -355,36 +355,52 @@ class GatedRAG:
             return "act"
         return "continue"
 
-    def _retrieve(self, requests: list[tuple[_Job, str, str]]) -> list[bool]:
-        """Run the queries (batched); a failing retriever degrades the step instead of raising."""
+    def _retrieve(self, requests: Sequence[tuple[_Job, str | list[str], str]]) -> list[bool]:
+        """Run the queries (batched); several queries of one request are retrieved separately and
+        their passages pooled (deduplicated, in order). A failing retriever degrades the step
+        instead of raising."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
-        queries = [q for _, q, _ in requests]
+        groups = [[q] if isinstance(q, str) else list(q) for _, q, _ in requests]
+        queries = [q for group in groups for q in group]
         try:
-            results: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
+            flat: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
         except Exception:
-            results = []
+            flat = []
             for q in queries:
                 try:
-                    results.append(self.retriever.retrieve([q], k)[0])
+                    flat.append(self.retriever.retrieve([q], k)[0])
                 except Exception as err:
-                    results.append(err)
+                    flat.append(err)
         ok = []
-        for (job, query, trigger), res in zip(requests, results):
-            step = Step(index=len(job.steps), kind="retrieval", query=query, trigger=trigger)
-            if isinstance(res, Exception):
-                step.error = f"retriever failed: {type(res).__name__}: {res}"
+        pos = 0
+        for (job, _, trigger), group in zip(requests, groups):
+            results, pos = flat[pos : pos + len(group)], pos + len(group)
+            step = Step(index=len(job.steps), kind="retrieval", query=" | ".join(group), trigger=trigger)
+            errors = [r for r in results if isinstance(r, Exception)]
+            if len(errors) == len(results):
+                step.error = f"retriever failed: {type(errors[0]).__name__}: {errors[0]}"
                 ok.append(False)
             else:
                 job.counts.retrievals += 1
+                pooled: dict[str, Hit] = {}
+                for res in results:
+                    if not isinstance(res, Exception):
+                        for h in res:
+                            pooled.setdefault(h.passage.id, h)
+                hits = [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(pooled.values())]
                 step.passages = [
-                    StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in res
+                    StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in hits
                 ]
-                if res:
-                    job.passages = list(res)
+                if errors:
+                    step.error = (
+                        f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
+                    )
+                if hits:
+                    job.passages = hits
                 else:
-                    step.error = "no passage matched the query"
-                ok.append(bool(res))
+                    step.error = step.error or "no passage matched the query"
+                ok.append(bool(hits))
             self._record(job, step)
         return ok
 

@@ -54,6 +54,7 @@ def build_signal(rule: SignalRule, *, corpus: Any = None, extractor: Any = None)
             window=rule.window,
             max_clause_freq=rule.max_clause_freq,
             query=rule.query,
+            pool=rule.pool,
             act=rule.act,
         )
     if isinstance(rule, FlareRule):
@@ -150,17 +151,39 @@ class Gate:
     ) -> str:
         """The retrieval query for a rejected sentence: the first fired signal's own formulation if
         it has one (DRAGIN's QFS), else the sentence with that signal's doubtful tokens masked;
-        truncated to its last ``max_words`` words."""
+        truncated to its last ``max_words`` words. (Several queries are joined; see :meth:`queries`.)"""
+        return " ".join(self.queries(tokens, decision, values, context, max_words=max_words))
+
+    def queries(
+        self,
+        tokens: Sequence[TokenStep],
+        decision: Decision,
+        values: Sequence[SignalValue],
+        context: SentenceContext,
+        *,
+        max_words: int = 64,
+    ) -> list[str]:
+        """Like :meth:`query`, but a signal may ask for several queries whose passages are pooled
+        (QuCo-RAG: one query per unsupported claim)."""
         by_name = {v.name: v for v in values}
         for reason in decision.reasons:
             for s in self.signals:
+                if s.name != reason.signal or reason.signal not in by_name:
+                    continue
+                several = getattr(s, "formulate_queries", None)
+                if several is not None:
+                    found = [
+                        truncate_words(q, max_words) for q in several(tokens, by_name[reason.signal], context) if q
+                    ]
+                    if found:
+                        return found
                 formulate = getattr(s, "formulate_query", None)
-                if s.name == reason.signal and formulate is not None and reason.signal in by_name:
+                if formulate is not None:
                     query = formulate(tokens, by_name[reason.signal], context)
                     if query:
-                        return truncate_words(query, max_words)
+                        return [truncate_words(query, max_words)]
         mask = self.query_mask(tokens, decision)
-        return build_query(context.question, tokens, mask, max_words=max_words)
+        return [build_query(context.question, tokens, mask, max_words=max_words)]
 
     def query_mask(self, tokens: Sequence[TokenStep], decision: Decision) -> set[int]:
         """Tokens to drop from the query: the mask of the first signal that fired."""

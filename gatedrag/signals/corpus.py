@@ -134,13 +134,14 @@ class CooccurrenceSignal:
         window: int | None = None,
         max_clause_freq: int | None = None,
         query: Literal["head_relation", "full_triplet", "sentence"] = "head_relation",
+        pool: bool = True,
         act: bool = True,
     ):
         if tau_cooc < 1:
             raise ValueError(f"tau_cooc must be at least 1, got {tau_cooc}")
         self.stats, self.extractor = stats, extractor
         self.tau_cooc, self.window, self.max_clause_freq = tau_cooc, window, max_clause_freq
-        self.query, self.act = query, act
+        self.query, self.pool, self.act = query, pool, act
         self.threshold = 0.5  # one unsupported claim is enough (QuCo uses the minimum over claims)
         self._unsupported: dict[str, list[Triple]] = {}
 
@@ -209,18 +210,24 @@ class CooccurrenceSignal:
     def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
         return set()
 
-    def formulate_query(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> str | None:
-        """QuCo's query: ``head relation`` of each unsupported claim (joined into one query)."""
+    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+        """QuCo's queries: ``head relation`` (or the full triple) of each unsupported claim, each
+        retrieved on its own and the passages pooled (``pool=False``: one joined query); the
+        sentence itself when no claim is known."""
         sentence = "".join(t.text for t in tokens).strip()
         claims = self._unsupported.pop(sentence, [])
         if self.query == "sentence" or not claims:
-            return sentence or None
-        parts = []
+            return [sentence] if sentence else []
+        parts: list[str] = []
         for t in claims:
             text = f"{t.head} {t.relation}" if self.query == "head_relation" else f"{t.head} {t.relation} {t.tail}"
             if text not in parts:
                 parts.append(text)
-        return " ".join(parts)
+        return parts if self.pool else [" ".join(parts)]
+
+    def formulate_query(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> str | None:
+        """The queries of :meth:`formulate_queries` joined into one."""
+        return " ".join(self.formulate_queries(tokens, value, context)) or None
 
 
 __all__ = ["FREQ_FLOOR", "CooccurrenceSignal", "EntityFrequencySignal", "rarity"]

@@ -179,3 +179,46 @@ def test_negation_sentences_are_not_checked():
     ex = FakeExtractor(triples={"Ed Wood did not direct Tokyo.": [Triple(head="Ed Wood", relation="r", tail="Tokyo")]})
     v = CooccurrenceSignal(FakeStats({}, {}), ex).check_text("Ed Wood did not direct Tokyo.")
     assert not v.fired and "not checked" in v.info
+
+
+class RecordingRetriever:
+    name = "recording"
+
+    def __init__(self, passages):
+        self.inner, self.seen = BM25Retriever.build(passages), []
+
+    def retrieve(self, queries, k):
+        self.seen.append(list(queries))
+        return self.inner.retrieve(queries, k)
+
+
+def test_unsupported_claims_are_retrieved_separately_and_pooled(tiny_lm):
+    passages = [
+        Passage(id="a", title="Ed Wood", text="Ed Wood was directed by Tim Burton."),
+        Passage(id="b", title="Tokyo", text="Tokyo is the capital of Japan; films are made there."),
+        Passage(id="c", title="Other", text="Nothing relevant at all."),
+    ]
+    retriever = RecordingRetriever(passages)
+
+    class EveryClaimUnsupported(FakeExtractor):
+        def triples(self, sentences):
+            return [
+                [
+                    Triple(head="Ed Wood", relation="directed by", tail="X"),
+                    Triple(head="Tokyo", relation="is", tail="Y"),
+                ]
+                for _ in sentences
+            ]
+
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[CooccurrenceRule()]),
+        retrieval={"top_k": 1},
+        generation=GenerationConfig(max_answer_tokens=10, max_sentence_tokens=5, max_retrievals=1),
+    )
+    gate = Gate(cfg.gate, corpus=FakeStats({}, {}), extractor=EveryClaimUnsupported())
+    answer = GatedRAG(tiny_lm, retriever, cfg, gate=gate).ask("Who directed Ed Wood?")
+    (step,) = [s for s in answer.steps if s.kind == "retrieval"]
+    assert step.query == "Ed Wood directed by | Tokyo is"
+    assert ["Ed Wood directed by", "Tokyo is"] in retriever.seen
+    assert [p.id for p in step.passages] == ["a", "b"] and [p.rank for p in step.passages] == [1, 2]
+    assert answer.counts.retrievals == 1  # one retrieval event, two queries
