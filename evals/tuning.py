@@ -33,7 +33,15 @@ from .baselines import PROMPTS
 from .datasets import DEFAULT_DATA_DIR, dataset_spec
 from .runner import ProgressCallback, RunSummary, evaluate_configs
 
-THRESHOLD_FIELD = {"token_rag": "theta", "flare": "theta", "rind": "theta", "gnll": "threshold", "entropy": "threshold"}
+THRESHOLD_FIELD = {
+    "token_rag": "theta",
+    "flare": "theta",
+    "rind": "theta",
+    "gnll": "threshold",
+    "entropy": "threshold",
+    "entity_freq": "tau",
+    "cooc": "tau_cooc",
+}
 
 
 def with_threshold(base: PipelineConfig, signal: str, value: float) -> PipelineConfig:
