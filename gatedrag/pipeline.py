@@ -378,8 +378,9 @@ class GatedRAG:
             results, pos = flat[pos : pos + len(group)], pos + len(group)
             step = Step(index=len(job.steps), kind="retrieval", query=" | ".join(group), trigger=trigger)
             errors = [r for r in results if isinstance(r, Exception)]
-            if len(errors) == len(results):
-                step.error = f"retriever failed: {type(errors[0]).__name__}: {errors[0]}"
+            if len(errors) == len(results):  # all failed (or no query at all)
+                err = errors[0] if errors else ValueError("no query")
+                step.error = f"retriever failed: {type(err).__name__}: {err}"
                 ok.append(False)
             else:
                 job.counts.retrievals += 1

@@ -140,7 +140,9 @@ def run_report(
 
 def run_tune(
     dataset: Annotated[str, typer.Option(help="Dataset whose dev questions are used.")],
-    signal: Annotated[str, typer.Option(help="Signal to tune: token_rag, flare, rind, gnll, entropy, entity_freq or cooc.")],
+    signal: Annotated[
+        str, typer.Option(help="Signal to tune: token_rag, flare, rind, gnll, entropy, entity_freq or cooc.")
+    ],
     values: Annotated[str, typer.Option(help="Comma-separated thresholds to try, e.g. 0.05,0.1,0.2.")],
     out: Annotated[Path, typer.Option(help="Output directory (resumable).")],
     limit: Annotated[int, typer.Option(min=1, help="Questions per threshold.")] = 50,
