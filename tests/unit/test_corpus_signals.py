@@ -222,3 +222,28 @@ def test_unsupported_claims_are_retrieved_separately_and_pooled(tiny_lm):
     assert ["Ed Wood directed by", "Tokyo is"] in retriever.seen
     assert [p.id for p in step.passages] == ["a", "b"] and [p.rank for p in step.passages] == [1, 2]
     assert answer.counts.retrievals == 1  # one retrieval event, two queries
+
+
+def test_one_failing_query_of_a_pooled_retrieval_degrades_only_that_query(tiny_lm):
+    class HalfBroken(RecordingRetriever):
+        def retrieve(self, queries, k):
+            if any("Tokyo" in q for q in queries):
+                raise ConnectionError("shard down")
+            return super().retrieve(queries, k)
+
+    retriever = HalfBroken([Passage(id="a", title="Ed Wood", text="Ed Wood was directed by Tim Burton.")])
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[CooccurrenceRule()]),
+        generation=GenerationConfig(max_answer_tokens=10, max_sentence_tokens=5, max_retrievals=1),
+    )
+    claims = [Triple(head="Ed Wood", relation="directed by", tail="X"), Triple(head="Tokyo", relation="is", tail="Y")]
+
+    class Claims(FakeExtractor):
+        def triples(self, sentences):
+            return [claims for _ in sentences]
+
+    gate = Gate(cfg.gate, corpus=FakeStats({}, {}), extractor=Claims())
+    answer = GatedRAG(tiny_lm, retriever, cfg, gate=gate).ask("Who directed Ed Wood?")
+    (step,) = [s for s in answer.steps if s.kind == "retrieval"]
+    assert [p.id for p in step.passages] == ["a"] and "1 of 2 queries failed" in step.error
+    assert answer.degraded and answer.counts.retrievals == 1
