@@ -260,3 +260,26 @@ def test_document_mode_keeps_what_infinigram_cnf_drops(tmp_path, gpt2, data_dir)
     assert raw.cooccurrence(pair).count == 0  # Infini-gram's CNF count drops it at this window
     assert raw.cooccurrence(pair, window=30).count == 1
     assert [exact.cooccurrence(pair, window=w).count for w in (30, 500, 5000)] == [1, 1, 1]
+
+
+def test_kill_9_mid_build_leaves_the_previous_index_serving(tmp_path, gpt2):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    build_index(write_corpus(tmp_path / "old.jsonl", ["Ed Wood directed films."]), tmp_path / "idx", tokenizer=gpt2)
+    rng = random.Random(2)
+    big = write_corpus(tmp_path / "big.jsonl", [" ".join(rng.choice(WORDS) for _ in range(80)) for _ in range(40_000)])
+    code = f"from gatedrag.corpus.build import build_index; build_index({str(big)!r}, {str(tmp_path / 'idx')!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while not list((tmp_path / "idx").glob("*.partial")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    time.sleep(0.3)  # let it write some shard data
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list((tmp_path / "idx").glob("*.partial"))  # the half-built version is left behind...
+    assert LocalIndex(tmp_path / "idx").count("Ed Wood").count == 1  # ...and the old one still serves
