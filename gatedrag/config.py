@@ -241,6 +241,24 @@ class CorpusStatsConfig(_Config):
     """Entity/claim extractor: the packaged spaCy pipeline, or the answering model prompted few-shot."""
 
 
+class KnowledgeControlConfig(_Config):
+    """CK-PLUG knowledge-reliance control (anchors §2): how next-token logits are re-mixed between
+    the with-context (z_c) and without-context (z_p) branches when they conflict.
+
+    ``alpha`` weighs parametric knowledge: s = alpha * z_p + (1 - alpha) * (z_c - z_p); 0.5 is the
+    no-op point (s = z_c / 2, same greedy choice as plain RAG), below it leans on the context, above
+    it on memory. ``adaptive`` replaces alpha by the entropy-driven weights. A token is adjusted
+    when the confidence gain CG = H_p - H_c (nats) is below ``epsilon * H_c``: 0 is the paper's
+    wording (CG < 0), 1 the released code (CG < H_c).
+    """
+
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    adaptive: bool = False
+    epsilon: float = 0.0
+    select_top: int = Field(default=10, ge=1)
+    relative_top: float = Field(default=0.01, gt=0.0, le=1.0)
+
+
 class PipelineConfig(_Config):
     """Everything :class:`gatedrag.GatedRAG` needs; load one with :func:`load_config`."""
 
@@ -305,6 +323,7 @@ __all__ = [
     "GNLLRule",
     "GateConfig",
     "GenerationConfig",
+    "KnowledgeControlConfig",
     "ModelConfig",
     "PipelineConfig",
     "RINDRule",
