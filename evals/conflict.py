@@ -1,0 +1,140 @@
+"""A knowledge-conflict set built from PopQA: the gold passage says something else than the world.
+
+For each PopQA question (``place of birth`` / ``occupation`` of an entity) whose answer, or one of
+its aliases, is written in the subject's own passage, every mention of it is replaced by the answer
+of another question with the same relation (a birthplace by another birthplace, an occupation by
+another occupation), as ConFiQA / MQuAKE-style substitution does. The model then reads a passage
+that contradicts what it may know:
+
+* **memory recall** = the original answer (or an alias) appears in the model's answer;
+* **context recall** = the substituted answer appears in it.
+
+Plain RAG and CK-PLUG's alpha settings move answers between the two (anchors §2.2).
+
+Example::
+
+    from gatedrag.evals.conflict import build_conflict_set, conflict_recall
+    examples = build_conflict_set("../shared/data", limit=100)
+    examples[0].question, examples[0].passage, examples[0].context_answer
+    conflict_recall(["Paris", ...], examples)     # {"memory_recall": ..., "context_recall": ...}
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Sequence
+from itertools import zip_longest
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from gatedrag.errors import DatasetError
+from gatedrag.evals.metrics import normalize
+
+
+class ConflictExample(BaseModel):
+    """One counterfactual question: ``passage`` states ``context_answer`` where the real passage
+    stated one of ``memory_answers``."""
+
+    id: str
+    question: str
+    relation: str
+    subject: str
+    memory_answers: list[str]
+    context_answer: str
+    passage: str
+    original_passage: str
+
+
+def _answers(row: dict) -> list[str]:
+    try:
+        found = json.loads(row["possible_answers"])
+    except (json.JSONDecodeError, TypeError):
+        found = [row["obj"]]
+    return [a for a in dict.fromkeys([row["obj"], *found]) if isinstance(a, str) and len(a.strip()) >= 2]
+
+
+def _subject_paragraph(row: dict) -> str | None:
+    raw = row.get("paragraphs")
+    try:
+        paragraphs = ast.literal_eval(raw) if isinstance(raw, str) else raw
+    except (ValueError, SyntaxError):
+        return None
+    for p in paragraphs or []:
+        if isinstance(p, dict) and p.get("title") == row.get("s_wiki_title"):
+            return str(p.get("text", ""))
+    return None
+
+
+def _pattern(answers: Sequence[str]) -> re.Pattern[str]:
+    alternatives = sorted({re.escape(a.strip()) for a in answers}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+
+
+def build_conflict_set(data_dir: str | Path, *, limit: int | None = None, shift: int = 1) -> list[ConflictExample]:
+    """The counterfactual examples, relations alternating, each relation in PopQA file order
+    (deterministic: the substitute is the answer of the ``shift``-th next usable question with the
+    same relation whose answer differs)."""
+    path = Path(data_dir) / "popqa" / "popqa_1000.json"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"PopQA file not found: {path}") from None
+    usable = []
+    for row in rows:
+        paragraph = _subject_paragraph(row)
+        answers = _answers(row)
+        if paragraph and answers and _pattern(answers).search(paragraph):
+            usable.append((row, paragraph, answers))
+    by_relation: dict[str, list[int]] = {}
+    for i, (row, _, _) in enumerate(usable):
+        by_relation.setdefault(row["prop"], []).append(i)
+    out: list[ConflictExample] = []
+    for i, (row, paragraph, answers) in enumerate(usable):
+        peers = by_relation[row["prop"]]
+        start = peers.index(i)
+        known = {normalize(a) for a in answers}
+        substitute = None
+        for step in range(shift, len(peers) + shift):
+            candidate = usable[peers[(start + step) % len(peers)]][0]["obj"]
+            if normalize(candidate) not in known and normalize(candidate) not in normalize(paragraph):
+                substitute = candidate
+                break
+        if substitute is None:
+            continue
+        out.append(
+            ConflictExample(
+                id=str(row["id"]),
+                question=row["question"],
+                relation=row["prop"],
+                subject=row["subj"],
+                memory_answers=answers,
+                context_answer=substitute,
+                passage=_pattern(answers).sub(substitute, paragraph),
+                original_passage=paragraph,
+            )
+        )
+    groups: dict[str, list[ConflictExample]] = {}
+    for e in out:
+        groups.setdefault(e.relation, []).append(e)
+    mixed = [e for batch in zip_longest(*groups.values()) for e in batch if e is not None]  # relations alternate
+    return mixed[:limit] if limit is not None else mixed
+
+
+def _mentions(prediction: str, answers: Sequence[str]) -> bool:
+    text = f" {normalize(prediction)} "
+    return any(f" {normalize(a)} " in text for a in answers if normalize(a))
+
+
+def conflict_recall(predictions: Sequence[str], examples: Sequence[ConflictExample]) -> dict[str, float]:
+    """Memory recall and context recall (fractions in [0, 1]) of ``predictions``."""
+    if len(predictions) != len(examples) or not examples:
+        raise ValueError("one prediction per example, at least one")
+    memory = sum(_mentions(p, e.memory_answers) for p, e in zip(predictions, examples))
+    context = sum(_mentions(p, [e.context_answer]) for p, e in zip(predictions, examples))
+    return {"memory_recall": memory / len(examples), "context_recall": context / len(examples), "n": len(examples)}
+
+
+__all__ = ["ConflictExample", "build_conflict_set", "conflict_recall"]

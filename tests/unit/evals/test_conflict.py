@@ -1,0 +1,35 @@
+"""The counterfactual (knowledge-conflict) set built from PopQA, and its recall measures."""
+
+import re
+
+import pytest
+
+from gatedrag.evals.conflict import ConflictExample, build_conflict_set, conflict_recall
+
+
+def test_counterfactual_passages_state_the_substitute_and_not_the_truth(data_dir):
+    examples = build_conflict_set(data_dir, limit=120)
+    assert len(examples) == 120 and {e.relation for e in examples} == {"occupation", "place of birth"}
+    for e in examples:
+        assert re.search(rf"(?<!\w){re.escape(e.context_answer)}(?!\w)", e.passage)
+        for a in e.memory_answers:
+            assert not re.search(rf"(?<!\w){re.escape(a)}(?!\w)", e.passage, re.IGNORECASE), (a, e.passage)
+        assert e.passage != e.original_passage
+    assert build_conflict_set(data_dir, limit=120) == examples  # deterministic
+
+
+def test_recall_by_hand():
+    e = ConflictExample(
+        id="1",
+        question="What is X's occupation?",
+        relation="occupation",
+        subject="X",
+        memory_answers=["politician", "political leader"],
+        context_answer="journalist",
+        passage="X was a journalist.",
+        original_passage="X was a politician.",
+    )
+    scores = conflict_recall(["He was a Political leader.", "a journalist", "a politicians' aide"], [e, e, e])
+    assert scores["memory_recall"] == pytest.approx(1 / 3) and scores["context_recall"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        conflict_recall([], [])
