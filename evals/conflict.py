@@ -137,4 +137,60 @@ def conflict_recall(predictions: Sequence[str], examples: Sequence[ConflictExamp
     return {"memory_recall": memory / len(examples), "context_recall": context / len(examples), "n": len(examples)}
 
 
-__all__ = ["ConflictExample", "build_conflict_set", "conflict_recall"]
+CONTEXT_PROMPT = (
+    "Answer the question in a few words, using the passage.\nPassage: {passage}\nQuestion: {question}\nAnswer:"
+)
+PARAMETRIC_PROMPT = "Answer the question in a few words.\nQuestion: {question}\nAnswer:"
+
+
+def evaluate_control(
+    lm: object,
+    examples: Sequence[ConflictExample],
+    settings: dict[str, object],
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 12,
+    progress: object = None,
+) -> dict[str, dict[str, float]]:
+    """Memory and context recall of each setting (``None`` = plain RAG, else a
+    :class:`~gatedrag.config.KnowledgeControlConfig`) on the same examples, decoded with
+    :func:`gatedrag.control.joint.generate_with_control` (one forward pass for both branches)."""
+    from gatedrag.config import KnowledgeControlConfig
+    from gatedrag.control.joint import generate_with_control
+
+    model, tok = lm.model, lm.tokenizer  # type: ignore[attr-defined]
+    eos = sorted(getattr(lm, "eos_ids", {tok.eos_token_id}))
+    results: dict[str, dict[str, float]] = {}
+    for name, config in settings.items():
+        predictions: list[str] = []
+        adjusted: list[float] = []
+        for lo in range(0, len(examples), batch_size):
+            batch = examples[lo : lo + batch_size]
+            out = generate_with_control(
+                model,
+                tok,
+                [CONTEXT_PROMPT.format(passage=e.passage, question=e.question) for e in batch],
+                [PARAMETRIC_PROMPT.format(question=e.question) for e in batch],
+                config if isinstance(config, KnowledgeControlConfig) else KnowledgeControlConfig(),
+                max_new_tokens=max_new_tokens,
+                eos_ids=eos,
+                control=config is not None,
+            )
+            predictions += [t.strip().split("\n")[0] for t in out.texts]
+            adjusted += out.adjusted_fraction
+            if callable(progress):
+                progress(name, len(predictions), len(examples))
+        scores = conflict_recall(predictions, examples)
+        scores["adjusted_token_fraction"] = sum(adjusted) / len(adjusted)
+        results[name] = scores
+    return results
+
+
+__all__ = [
+    "CONTEXT_PROMPT",
+    "PARAMETRIC_PROMPT",
+    "ConflictExample",
+    "build_conflict_set",
+    "conflict_recall",
+    "evaluate_control",
+]

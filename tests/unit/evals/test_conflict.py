@@ -33,3 +33,29 @@ def test_recall_by_hand():
     assert scores["memory_recall"] == pytest.approx(1 / 3) and scores["context_recall"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         conflict_recall([], [])
+
+
+def test_evaluate_control_runs_every_setting_on_the_same_examples(tiny_lm):
+    from gatedrag.config import KnowledgeControlConfig
+    from gatedrag.evals.conflict import evaluate_control
+
+    e = ConflictExample(
+        id="1",
+        question="What is X's occupation?",
+        relation="occupation",
+        subject="X",
+        memory_answers=["politician"],
+        context_answer="journalist",
+        passage="X was a journalist.",
+        original_passage="X was a politician.",
+    )
+    out = evaluate_control(
+        tiny_lm,
+        [e, e, e],
+        {"plain": None, "memory": KnowledgeControlConfig(alpha=1.0, epsilon=1.0)},
+        batch_size=2,
+        max_new_tokens=3,
+    )
+    assert set(out) == {"plain", "memory"}
+    assert out["plain"]["adjusted_token_fraction"] == 0.0 and out["plain"]["n"] == 3
+    assert all(0.0 <= v["memory_recall"] <= 1.0 and 0.0 <= v["context_recall"] <= 1.0 for v in out.values())
