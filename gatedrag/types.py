@@ -47,6 +47,11 @@ class TokenStep(_Model):
     logprob: float = Field(le=0.0)
     entropy: float = Field(ge=0.0)
     top: list[TokenAlternative] = Field(default_factory=list)
+    confidence_gain: float | None = None
+    """CK-PLUG's CG = H_p - H_c (nats) at this step when a no-context branch was decoded alongside
+    (positive: the passages made the model surer); ``None`` otherwise."""
+    conflict: bool | None = None
+    """Whether this step passed CK-PLUG's conflict test (CG < epsilon * H_c)."""
 
     @property
     def prob(self) -> float:

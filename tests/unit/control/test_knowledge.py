@@ -164,3 +164,21 @@ def test_bad_inputs(tiny_lm):
         KnowledgeRelianceLogitsProcessor(
             model, torch.ones((2, 3), dtype=torch.long), torch.tensor([[1, 1, 0], [1, 1, 1]])
         )
+
+
+def test_confidence_gain_signal_from_a_controlled_decode(tiny_lm):
+    from gatedrag.signals.gain import ConfidenceGainSignal
+    from gatedrag.types import TokenStep
+
+    model, tok = tiny_lm.model, tiny_lm.tokenizer
+    out = generate_with_control(model, tok, CTX[:1], PAR[:1], K(alpha=0.9, epsilon=1.0), max_new_tokens=6)
+    steps = [
+        TokenStep(token_id=t, text=tok.decode([t]), logprob=-0.5, entropy=1.0, confidence_gain=g, conflict=a)
+        for t, g, a in zip(out.token_ids[0], out.confidence_gain[0], out.adjusted[0])
+    ]
+    v = ConfidenceGainSignal(threshold=0.0).evaluate(steps)
+    assert v.value == pytest.approx(out.adjusted_fraction[0])
+    assert v.details["mean_confidence_gain"] == pytest.approx(out.mean_confidence_gain[0], abs=1e-5)
+    assert v.fired == (v.value > 0)
+    plain = ConfidenceGainSignal().evaluate([s.model_copy(update={"confidence_gain": None}) for s in steps])
+    assert not plain.fired and plain.note
