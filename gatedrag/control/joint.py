@@ -1,8 +1,9 @@
 """Greedy decoding under CK-PLUG control with both branches in **one** forward pass per step.
 
-The with-context prompts and the without-context prompts of B questions are left-padded into one
-batch of 2B rows (positions from each row's own mask, so padding shifts nothing); each step runs
-the model once on that batch, mixes row i's logits with row B+i's (:func:`knowledge_mix`) and
+The with-context prompts and the without-context prompts of B questions are prefilled (each branch
+padded only among its own rows), their caches merged, left-padded, into one batch of 2B rows
+(positions from each row's own mask, so padding shifts nothing); each decoding step runs the model
+once on that batch, mixes row i's logits with row B+i's (:func:`knowledge_mix`) and
 appends the chosen token to both rows. This is the batched form of CK-PLUG's two-cache loop (its
 released code decodes one question with two sequential forward passes).
 
@@ -57,6 +58,36 @@ def _left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
+def _group_prefill(model: Any, rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[Any, Any, Any]:
+    ids, mask = _left_pad(rows, pad)
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    return out.past_key_values, mask, out.logits[:, -1, :]
+
+
+def _prefill(model: Any, context: Sequence[Sequence[int]], parametric: Sequence[Sequence[int]], pad: int, device: Any):
+    """Prefill each branch with its own padding (short no-context prompts are not padded to the
+    passages' length), then merge both caches, left-padded to one width, into the 2B-row cache the
+    joint decoding steps run on."""
+    import torch.nn.functional as F
+    from transformers import DynamicCache
+
+    groups = [_group_prefill(model, rows, pad, device) for rows in (context, parametric)]
+    width = max(g[1].shape[1] for g in groups)
+    merged = []
+    for layer in range(len(groups[0][0].layers)):
+        ks, vs = [], []
+        for cache, mask, _ in groups:
+            k, v = cache.layers[layer].keys, cache.layers[layer].values
+            ks.append(F.pad(k, (0, 0, width - mask.shape[1], 0)))
+            vs.append(F.pad(v, (0, 0, width - mask.shape[1], 0)))
+        merged.append((torch.cat(ks), torch.cat(vs)))
+    mask = torch.cat([F.pad(m, (width - m.shape[1], 0)) for _, m, _ in groups])
+    logits = torch.cat([g[2] for g in groups])
+    return DynamicCache(ddp_cache_data=merged), mask, logits
+
+
 @torch.no_grad()
 def generate_with_control(
     model: Any,
@@ -88,12 +119,8 @@ def generate_with_control(
         eos_ids if eos_ids is not None else [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     )
     device = next(model.parameters()).device
-    ids, mask = _left_pad(encoded, pad)
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    past, last_pos = out.past_key_values, positions[:, -1:]
-    logits = out.logits[:, -1, :]
+    past, mask, logits = _prefill(model, encoded[:b], encoded[b:], pad, device)
+    last_pos = mask.sum(-1, keepdim=True) - 1
     tokens: list[list[int]] = [[] for _ in range(b)]
     gains: list[list[float]] = [[] for _ in range(b)]
     adjusted: list[list[bool]] = [[] for _ in range(b)]
