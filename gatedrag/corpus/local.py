@@ -43,8 +43,8 @@ class LocalIndex:
     ``cooccurrence``: ``"document"`` (default) counts occurrences of the rarest term with every other
     term within ``window`` tokens *inside the same document*, computed exactly from the terms'
     positions; ``"cnf"`` is Infini-gram's own ``count_cnf``, as the hosted API answers. The latter
-    drops every occurrence whose ±window range crosses a document separator, which on short passages
-    turns real co-occurrences into zeros (measured: "Janet Waldo AND American" in HotpotQA's corpus is
+    discards matches whose range crosses a document separator, so near the edges of short passages
+    a real co-occurrence can count 0, and more so as the window grows (measured: "Janet Waldo AND American" in HotpotQA's corpus is
     1 with windows of 20-50 tokens and 0 from 80 up, because the name is the passage's first words).
     """
 
@@ -75,7 +75,7 @@ class LocalIndex:
         self.cooccurrence_mode = cooccurrence
         self._width = {"u8": 1, "u16": 2, "u32": 4}[self.manifest.token_dtype]
         self._bounds: dict[int, np.ndarray] = {}
-        self._ratio = 1
+        self._tables: dict[int, tuple[np.ndarray, int]] = {}
         self.name = f"local:{self.directory.parent if self.directory.name.startswith('v-') else self.directory}"
         self._engine: Any = None
         self._pid = -1
@@ -151,13 +151,12 @@ class LocalIndex:
 
     def _table(self, shard: int) -> tuple[np.ndarray, int]:
         """The suffix array of ``shard`` as raw bytes (memory-mapped) and its pointer width."""
-        key = -1 - shard
-        if key not in self._bounds:
+        if shard not in self._tables:
             size = (self.directory / f"tokenized.{shard}").stat().st_size
             ratio = max(1, int(np.ceil(np.log2(max(size, 2)) / 8)))
-            self._bounds[key] = np.memmap(self.directory / f"table.{shard}", dtype=np.uint8, mode="r")
-            self._ratio = ratio
-        return self._bounds[key], self._ratio
+            table = np.memmap(self.directory / f"table.{shard}", dtype=np.uint8, mode="r")
+            self._tables[shard] = (table, ratio)
+        return self._tables[shard]
 
     def _positions(self, ids: list[int]) -> tuple[list[np.ndarray], int, bool]:
         """Sorted token positions of ``ids`` per shard, read from the suffix arrays (evenly subsampled
