@@ -90,6 +90,9 @@ class _Row:
     prefix_len: int = 0
     kv: KV | None = None  # covers ids[:-1]
     stream: RowStream = field(default_factory=RowStream)
+    twin: _Row | None = None  # the same answer after the no-context prompt (knowledge control)
+    control: Any = None  # KnowledgeControlConfig of the twin pair
+    mix: bool = False  # mix the logits (True) or only measure the confidence gain (False)
 
 
 class HFLanguageModel:
@@ -246,7 +249,39 @@ class HFDecodeSession:
         self.lm = lm
         self.rows: dict[Hashable, _Row] = {}
 
-    def start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
+    supports_control = True
+    """Rows can decode a no-context twin alongside (``start(parametric_prompt=...)``)."""
+
+    def start(
+        self,
+        key: Hashable,
+        prompt: str,
+        *,
+        cached_prefix: str = "",
+        continuation: Sequence[int] = (),
+        parametric_prompt: str | None = None,
+        control: Any = None,
+        mix: bool = False,
+    ) -> int:
+        """Also: with ``parametric_prompt`` the row gets a twin that decodes the same tokens after
+        that prompt, in the same batch; every token then carries CK-PLUG's confidence gain, and with
+        ``mix`` the logits are re-mixed under ``control`` (a
+        :class:`~gatedrag.config.KnowledgeControlConfig`). The twin's prompt tokens are counted in
+        the returned length."""
+        n = self._start(key, prompt, cached_prefix=cached_prefix, continuation=continuation)
+        if parametric_prompt is None:
+            return n
+        from gatedrag.config import KnowledgeControlConfig
+
+        twin_ids = self.lm.encode(parametric_prompt, special=True)
+        if not twin_ids or len(twin_ids) + len(continuation) + 1 > self.lm.context_length:
+            raise InputError("the no-context prompt is empty or longer than the model's context")
+        row = self.rows[key]
+        row.twin = _Row(ids=twin_ids + list(continuation), prompt_len=len(twin_ids))
+        row.control, row.mix = control or KnowledgeControlConfig(), mix
+        return n + len(twin_ids)
+
+    def _start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("the prompt must be a non-empty string")
         if cached_prefix and not prompt.startswith(cached_prefix):
@@ -321,8 +356,12 @@ class HFDecodeSession:
         keys = [k for k in keys if room[k] >= 1]
         if not keys:
             return outcomes
-        rows = [self.rows[k] for k in keys]
+        mains = [self.rows[k] for k in keys]
+        pairs = [(i, r.twin) for i, r in enumerate(mains) if r.twin is not None]
+        rows = mains + [t for _, t in pairs]  # twins after the real rows
         computed = self._prefill(rows)
+        for j, (i, _) in enumerate(pairs):
+            computed[i] += computed[len(mains) + j]
         lens = [len(r.ids) - 1 for r in rows]
         width = max(lens)
         device = self.lm.model.device
@@ -338,7 +377,7 @@ class HFDecodeSession:
         monitor = SentenceMonitor(
             self.lm.tokenizer,
             keys,
-            [RowStream(steps=list(r.stream.steps), tail=r.stream.tail) for r in rows],  # committed on success
+            [RowStream(steps=list(r.stream.steps), tail=r.stream.tail) for r in mains],  # committed on success
             on_sentence=on_sentence,
             budgets=room,
             eos_ids=self.lm.eos_ids,
@@ -355,19 +394,33 @@ class HFDecodeSession:
             pad_token_id=pad,
             eos_token_id=sorted(self.lm.eos_ids) or None,
         )
+        processors: list[Any] = [monitor.tap]
+        stopping: Any = monitor
+        if pairs:
+            from gatedrag.control.twin import MainRowsTap, TwinMixer, TwinStop
+
+            mixer = TwinMixer(
+                [i for i, _ in pairs],
+                [len(mains) + j for j in range(len(pairs))],
+                [mains[i].mix for i, _ in pairs],
+                mains[pairs[0][0]].control,
+            )
+            monitor.extras = mixer.extras
+            processors = [mixer, MainRowsTap(monitor.tap, len(mains))]
+            stopping = TwinStop(monitor, len(mains), [i for i, _ in pairs])
         with torch.inference_mode():
             sequences = self.lm.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
                 past_key_values=cache,
                 generation_config=gen_config,
-                logits_processor=LogitsProcessorList([monitor.tap]),
-                stopping_criteria=StoppingCriteriaList([monitor]),
+                logits_processor=LogitsProcessorList(processors),
+                stopping_criteria=StoppingCriteriaList([stopping]),
                 streamer=streamer,
             )
         start = width + 1
-        for i, (key, row, n, state) in enumerate(zip(keys, rows, lens, monitor.rows)):
-            g = state.generated
+        generated = [state.generated for state in monitor.rows] + [monitor.rows[i].generated for i, _ in pairs]
+        for i, (row, n, g) in enumerate(zip(rows, lens, generated)):
             row.ids.extend(sequences[i, start : start + g].tolist())
             row.kv = [
                 (
@@ -376,6 +429,8 @@ class HFDecodeSession:
                 )
                 for layer in cache.layers
             ]
+        for i, (key, row, state) in enumerate(zip(keys, mains, monitor.rows)):
+            g = state.generated
             row.stream = state.stream
             outcomes[key] = DecodeOutcome(
                 sentences=state.sentences, finish=state.finish or "budget", new_tokens=g, prompt_tokens=computed[i]

@@ -11,7 +11,7 @@ hook says so, at EOS, at a stop string or at the row's token budget.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,10 @@ class SentenceMonitor(StoppingCriteria):
         regroup: bool = True,
         top_k: int = 5,
         split_sentences: bool = True,
+        extras: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
+        self.extras = extras
         self.on_sentence = on_sentence
         self.eos_ids = eos_ids
         self.max_sentence_tokens = max_sentence_tokens
@@ -120,12 +122,19 @@ class SentenceMonitor(StoppingCriteria):
                     )
                     for a in range(k)
                 ]
-                self._advance(self.rows[i], int(chosen[j]), float(chosen_lp[j]), float(entropy[j]), alts)
+                extra = self.extras(i) if self.extras is not None else {}
+                self._advance(self.rows[i], int(chosen[j]), float(chosen_lp[j]), float(entropy[j]), alts, extra)
         return torch.tensor([r.done for r in self.rows], dtype=torch.bool, device=input_ids.device)
 
     # -- per-row logic --------------------------------------------------------------------------
     def _advance(
-        self, row: _RowState, token: int, logprob: float, entropy: float, alts: list[TokenAlternative]
+        self,
+        row: _RowState,
+        token: int,
+        logprob: float,
+        entropy: float,
+        alts: list[TokenAlternative],
+        extra: dict[str, Any] | None = None,
     ) -> None:
         row.generated += 1
         if token in self.eos_ids:
@@ -133,7 +142,17 @@ class SentenceMonitor(StoppingCriteria):
             return
         st = row.stream
         prev_end = row.ends[-1] if row.ends else 0
-        st.steps.append(TokenStep.model_construct(token_id=token, text="", logprob=logprob, entropy=entropy, top=alts))
+        st.steps.append(
+            TokenStep.model_construct(
+                token_id=token,
+                text="",
+                logprob=logprob,
+                entropy=entropy,
+                top=alts,
+                confidence_gain=(extra or {}).get("confidence_gain"),
+                conflict=(extra or {}).get("conflict"),
+            )
+        )
         text = self._decode(st.ids())
         row.ends.append(len(text))
         st.steps[-1].text = text[prev_end:]
