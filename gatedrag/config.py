@@ -161,8 +161,26 @@ class CooccurrenceRule(_Config):
     act: bool = True
 
 
+class ConfidenceGainRule(_Config):
+    """CK-PLUG's confidence gain (anchors §2) as the gate's "adjust" rung: while retrieved passages
+    are in the prompt, a no-context twin is decoded alongside; a sentence whose fraction of
+    conflicting tokens (CG < epsilon * H_c) exceeds ``threshold`` is written again with the logits
+    re-mixed under ``PipelineConfig.control``, and control stays on until the next retrieval."""
+
+    signal: Literal["confidence_gain"] = "confidence_gain"
+    threshold: float = Field(default=0.25, ge=0.0, le=1.0)
+    act: bool = True
+
+
 SignalRule = Annotated[
-    FlareRule | TokenRAGRule | GNLLRule | EntropyRule | RINDRule | EntityFrequencyRule | CooccurrenceRule,
+    FlareRule
+    | TokenRAGRule
+    | GNLLRule
+    | EntropyRule
+    | RINDRule
+    | EntityFrequencyRule
+    | CooccurrenceRule
+    | ConfidenceGainRule,
     Field(discriminator="signal"),
 ]
 CORPUS_SIGNALS = ("entity_freq", "cooc")
@@ -267,6 +285,9 @@ class PipelineConfig(_Config):
     gate: GateConfig = Field(default_factory=GateConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     corpus_stats: CorpusStatsConfig = Field(default_factory=CorpusStatsConfig)
+    control: KnowledgeControlConfig = Field(default_factory=lambda: KnowledgeControlConfig(adaptive=True, epsilon=1.0))
+    """How the "adjust" rung (a ``confidence_gain`` rule) re-mixes logits: CK-PLUG's RAG setting,
+    adaptive with the released code's conflict margin, by default."""
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
 
@@ -315,6 +336,7 @@ def load_config(path: str | Path) -> PipelineConfig:
 __all__ = [
     "CORPUS_SIGNALS",
     "DEFAULT_MODEL",
+    "ConfidenceGainRule",
     "CooccurrenceRule",
     "CorpusStatsConfig",
     "EntityFrequencyRule",

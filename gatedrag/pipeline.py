@@ -34,7 +34,18 @@ from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.signals.base import SentenceContext
-from gatedrag.types import Answer, AnswerFinish, Counts, Decision, Hit, Sentence, SignalValue, Step, StepPassage
+from gatedrag.types import (
+    Answer,
+    AnswerFinish,
+    Counts,
+    Decision,
+    Hit,
+    Reason,
+    Sentence,
+    SignalValue,
+    Step,
+    StepPassage,
+)
 
 StepCallback = Callable[[int, Step], None]
 
@@ -52,6 +63,9 @@ class _Job:
     after_retrieval: bool = False  # the next sentence is the regeneration of a rejected one
     ungated: bool = False  # the rest of the answer is written with passages and accepted (TokenRAG code)
     drop_passages: bool = False
+    mix: bool = False  # knowledge control is on for this row (until the next retrieval)
+    adjust: Sentence | None = None  # a sentence to write again under knowledge control
+    after_adjust: bool = False  # the next sentence is that rewrite
     segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
     rejected: tuple[Sentence, Decision, list[SignalValue]] | None = None
     scheduled: tuple[str, str] | None = None  # (query, trigger) of a retrieval due before the next segment
@@ -191,6 +205,16 @@ class GatedRAG:
                         max_words=self.config.retrieval.max_query_tokens,
                     )
                     to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
+                elif job.adjust is not None:
+                    sentence, job.adjust = job.adjust, None
+                    job.mix = True
+                    if self._start(session, key, job):
+                        job.after_adjust = True
+                        job.counts.adjustments += 1
+                    else:
+                        self._keep(job, sentence, note="knowledge control unavailable; sentence kept")
+                        if self._is_final(sentence) or key in ended:
+                            self._finish(session, key, job, ended.get(key, "answer"))
                 elif job.scheduled is not None and not job.done and key not in ended:
                     query, trigger = job.scheduled
                     job.scheduled = None
@@ -248,9 +272,17 @@ class GatedRAG:
         passages = list(job.passages) if job.passages is not None else None
         while True:
             prefix, prompt = self.prompt.render(job.question, passages)
+            control: dict = {}
+            if passages and self._controls(session):
+                # a no-context twin measures the confidence gain (and, once adjusted, re-mixes)
+                control = {
+                    "parametric_prompt": self.prompt.render(job.question, None)[1],
+                    "control": self.config.control,
+                    "mix": job.mix,
+                }
             try:
                 job.counts.prompt_tokens += session.start(
-                    key, prompt, cached_prefix=prefix, continuation=job.accepted_ids
+                    key, prompt, cached_prefix=prefix, continuation=job.accepted_ids, **control
                 )
                 job.segment_start = len(job.accepted_ids)
                 break
@@ -267,6 +299,17 @@ class GatedRAG:
             last.error = f"context too long for all passages: kept {len(passages)} of {len(job.passages)}"
             job.passages = passages
         return True
+
+    def _controls(self, session: DecodeSession) -> bool:
+        """Whether the gate has an "adjust" rung and the model's session can decode a twin."""
+        return getattr(session, "supports_control", False) and any(
+            getattr(sig, "action", "retrieve") == "adjust" for sig in self.gate.signals
+        )
+
+    def _control_note(self) -> str:
+        c = self.config.control
+        how = "adaptive" if c.adaptive else f"alpha={c.alpha:g}"
+        return f"knowledge control on: {how}, epsilon={c.epsilon:g}"
 
     def _is_final(self, sentence: Sentence) -> bool:
         """Whether a segment completes the answer: it holds the answer marker (for fixed-length
@@ -311,7 +354,7 @@ class GatedRAG:
                 decision.action, decision.note = "accept", "no retriever configured"
             elif final and not gate_cfg.check_final_sentence:
                 decision.action, decision.note = "accept", "final-answer sentence is not checked"
-            elif job.after_retrieval:
+            elif job.after_retrieval or job.after_adjust:
                 decision.action, decision.note = "accept", "already regenerated with retrieved passages"
             elif job.ungated:
                 decision.action, decision.note = (
@@ -320,8 +363,32 @@ class GatedRAG:
                 )
             elif job.counts.retrievals >= gen.max_retrievals:
                 decision.action, decision.note = "accept", f"retrieval budget of {gen.max_retrievals} spent"
+        if decision.action == "accept" and decision.note is not None and not job.mix:
+            # retrieval was vetoed (already regenerated, budget spent, ...): the adjust rung may still act
+            conflict = [
+                v
+                for v, sig in zip(signals, self.gate.signals)
+                if v.fired and v.acting and getattr(sig, "action", "") == "adjust"
+            ]
+            if conflict:
+                decision.action = "adjust"
+                decision.reasons = [
+                    Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
+                    for v in conflict
+                ]
+        if decision.action == "adjust":
+            if job.mix:
+                decision.action, decision.note = "accept", "already written under knowledge control"
+            elif job.ungated:
+                decision.action, decision.note = (
+                    "accept",
+                    "written with retrieved passages (accept_after_retrieval=rest)",
+                )
+            else:
+                decision.note = self._control_note()
         regenerated = job.after_retrieval
-        job.after_retrieval = False
+        adjusted = job.after_adjust
+        job.after_retrieval = job.after_adjust = False
         self._record(
             job,
             Step(
@@ -332,11 +399,18 @@ class GatedRAG:
                 tokens=len(sentence.tokens),
                 signals=signals,
                 decision=decision,
-                trigger="regenerated after retrieval" if regenerated else None,
+                trigger="regenerated under knowledge control"
+                if adjusted
+                else "regenerated after retrieval"
+                if regenerated
+                else None,
             ),
         )
         if decision.action == "retrieve":
             job.rejected = (sentence, decision, signals)
+            return "act"
+        if decision.action == "adjust":
+            job.adjust = sentence
             return "act"
         self._keep(job, sentence)
         if final:
@@ -399,6 +473,7 @@ class GatedRAG:
                     )
                 if hits:
                     job.passages = hits
+                    job.mix = False  # new passages: measure again before controlling
                 else:
                     step.error = step.error or "no passage matched the query"
                 ok.append(bool(hits))

@@ -189,7 +189,7 @@ class Reason(_Model):
 class Decision(_Model):
     """The gate's verdict on one sentence."""
 
-    action: Literal["accept", "retrieve"]
+    action: Literal["accept", "retrieve", "adjust"]
     reasons: list[Reason] = Field(default_factory=list)
     note: str | None = None
 
@@ -236,6 +236,8 @@ class Counts(_Model):
 
     llm_calls: int = 0
     retrievals: int = 0
+    adjustments: int = 0
+    """Sentences written again under knowledge control (the gate's "adjust" rung)."""
     generated_tokens: int = 0
     prompt_tokens: int = 0
     wall_time_s: float = 0.0

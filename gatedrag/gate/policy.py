@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatedrag.config import (
+    ConfidenceGainRule,
     CooccurrenceRule,
     EntityFrequencyRule,
     EntropyRule,
@@ -38,6 +39,10 @@ def build_signal(rule: SignalRule, *, corpus: Any = None, extractor: Any = None)
     """The signal object a config rule describes; corpus signals read ``corpus`` (a
     :class:`~gatedrag.corpus.base.CorpusStats`) and ``extractor`` (without them they are traced as
     unavailable and never fire)."""
+    if isinstance(rule, ConfidenceGainRule):
+        from gatedrag.signals.gain import ConfidenceGainSignal
+
+        return ConfidenceGainSignal(threshold=rule.threshold, act=rule.act)  # type: ignore[return-value]
     if isinstance(rule, EntityFrequencyRule):
         from gatedrag.signals.corpus import EntityFrequencySignal
 
@@ -131,14 +136,23 @@ class Gate:
     def _decide(self, signals: Sequence[Any], values: list[SignalValue]) -> Decision:
         for s, v in zip(signals, values):
             v.acting = self._acting(s, v)
+
+        def reasons(pairs: list[tuple[Any, SignalValue]]) -> list[Reason]:
+            return [
+                Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
+                for _, v in pairs
+            ]
+
         acting = [(s, v) for s, v in zip(signals, values) if v.acting]
+        adjusting = [(s, v) for s, v in acting if getattr(s, "action", "retrieve") == "adjust"]
+        acting = [(s, v) for s, v in acting if getattr(s, "action", "retrieve") != "adjust"]
         fired = [(s, v) for s, v in acting if v.fired]
-        trigger = bool(fired) and (self.config.combine == "any" or len(fired) == len(acting))
-        reasons = [
-            Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
-            for _, v in fired
-        ]
-        return Decision(action="retrieve" if trigger else "accept", reasons=reasons if trigger else [])
+        if fired and (self.config.combine == "any" or len(fired) == len(acting)):
+            return Decision(action="retrieve", reasons=reasons(fired))
+        conflicting = [(s, v) for s, v in adjusting if v.fired]
+        if conflicting:  # the "adjust" rung: passages and memory disagree; re-mix the logits
+            return Decision(action="adjust", reasons=reasons(conflicting))
+        return Decision(action="accept")
 
     def query(
         self,

@@ -30,6 +30,7 @@ class ConfidenceGainSignal:
     """Fraction of a sentence's tokens where context and memory conflict (see the module doc)."""
 
     name = "confidence_gain"
+    action = "adjust"  # the gate answers a fired confidence-gain signal with logit control, not retrieval
 
     def __init__(self, threshold: float | None = 0.25, act: bool = True):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
