@@ -173,6 +173,20 @@ METHODS: dict[str, Method] = {
             },
         ),
         Method(
+            name="sr-rag-ck",
+            reproduces="SR-RAG decoded under CK-PLUG's adaptive knowledge control (its RAG setting)",
+            source="CK-PLUG `eval_rag.py` (adaptive on), anchors §2.1",
+            differs=(
+                "top-3 BM25 passages and the few-shot CoT prompt of the other methods instead of CK-PLUG's "
+                "10 BGE passages and KILT prompts; the released code's conflict margin (epsilon=1)."
+            ),
+            settings={
+                "generation": {"retrieve_first": True},
+                "control": {"alpha": 0.5, "adaptive": True, "epsilon": 1.0},
+                "control_mode": "always",
+            },
+        ),
+        Method(
             name="gated-corpus",
             reproduces=(
                 "gatedrag's gate with the corpus-statistics family acting (entity_freq before generation, cooc "

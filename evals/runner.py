@@ -180,8 +180,9 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
             data["corpus_stats"].pop(key, None)
     else:  # corpus statistics are not read: their settings cannot change the answers
         data.pop("corpus_stats", None)
-    if not any(r["signal"] == "confidence_gain" for r in data["gate"]["rules"]):
+    if data.get("control_mode") == "gate" and not any(r["signal"] == "confidence_gain" for r in data["gate"]["rules"]):
         data.pop("control", None)  # no adjust rung: the control settings are never used
+        data.pop("control_mode", None)
     return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
 
 

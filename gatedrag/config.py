@@ -288,6 +288,9 @@ class PipelineConfig(_Config):
     control: KnowledgeControlConfig = Field(default_factory=lambda: KnowledgeControlConfig(adaptive=True, epsilon=1.0))
     """How the "adjust" rung (a ``confidence_gain`` rule) re-mixes logits: CK-PLUG's RAG setting,
     adaptive with the released code's conflict margin, by default."""
+    control_mode: Literal["gate", "always"] = "gate"
+    """``gate``: logit control only through the "adjust" rung; ``always``: every sentence written
+    with retrieved passages is decoded under control (CK-PLUG's own RAG setting)."""
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
 

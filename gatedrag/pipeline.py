@@ -273,12 +273,13 @@ class GatedRAG:
         while True:
             prefix, prompt = self.prompt.render(job.question, passages)
             control: dict = {}
-            if passages and self._controls(session):
+            always = self.config.control_mode == "always"
+            if passages and getattr(session, "supports_control", False) and (always or self._controls(session)):
                 # a no-context twin measures the confidence gain (and, once adjusted, re-mixes)
                 control = {
                     "parametric_prompt": self.prompt.render(job.question, None)[1],
                     "control": self.config.control,
-                    "mix": job.mix,
+                    "mix": job.mix or always,
                 }
             try:
                 job.counts.prompt_tokens += session.start(
@@ -377,7 +378,7 @@ class GatedRAG:
                     for v in conflict
                 ]
         if decision.action == "adjust":
-            if job.mix:
+            if job.mix or self.config.control_mode == "always":
                 decision.action, decision.note = "accept", "already written under knowledge control"
             elif job.ungated:
                 decision.action, decision.note = (

@@ -67,3 +67,17 @@ def test_no_adjust_rung_means_no_twin(tiny_lm):
     answer = GatedRAG(tiny_lm, _retriever(), cfg).ask("Where is Paris?")
     assert answer.counts.adjustments == 0
     assert all(s.decision is None or s.decision.action != "adjust" for s in answer.steps)
+
+
+def test_always_mode_decodes_every_passage_sentence_under_control(tiny_lm):
+    base = PipelineConfig(
+        gate=GateConfig(rules=[TokenRAGRule(theta=0.99, act=False)]),
+        generation=GenerationConfig(max_answer_tokens=16, max_sentence_tokens=6, retrieve_first=True),
+    )
+    plain = GatedRAG(tiny_lm, _retriever(), base).ask("Where is Paris?")
+    noop = base.model_copy(update={"control_mode": "always", "control": KnowledgeControlConfig(alpha=0.5, epsilon=1)})
+    assert GatedRAG(tiny_lm, _retriever(), noop).ask("Where is Paris?").text == plain.text
+    memory = base.model_copy(update={"control_mode": "always", "control": KnowledgeControlConfig(alpha=1.0, epsilon=1)})
+    controlled = GatedRAG(tiny_lm, _retriever(), memory).ask("Where is Paris?")
+    assert controlled.text != plain.text and controlled.counts.adjustments == 0
+    assert controlled.counts.prompt_tokens > plain.counts.prompt_tokens  # the twin's prompt is paid for
