@@ -37,7 +37,7 @@ def test_conflicting_sentence_is_rewritten_under_control_and_traced(tiny_lm):
     adjusted = [s for s in answer.steps if s.decision is not None and s.decision.action == "adjust"]
     assert adjusted, kinds
     step = adjusted[0]
-    assert step.decision.note == "knowledge control on: adaptive, epsilon=1"
+    assert step.decision.note == "knowledge control on: adaptive, epsilon=0"
     assert step.decision.reasons[0].signal == "confidence_gain" and not step.accepted
     cg = next(v for v in step.signals if v.name == "confidence_gain")
     assert cg.fired and cg.note is None and "mean_confidence_gain" in cg.details
