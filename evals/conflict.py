@@ -22,7 +22,9 @@ Example::
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from itertools import zip_longest
@@ -143,6 +145,29 @@ CONTEXT_PROMPT = (
 PARAMETRIC_PROMPT = "Answer the question in a few words.\nQuestion: {question}\nAnswer:"
 
 
+def _read_predictions(path: Path) -> dict[tuple[str, str], dict]:
+    """The per-example records of an earlier run of :func:`evaluate_control` (a torn last line,
+    from a killed run, is ignored and overwritten)."""
+    done: dict[tuple[str, str], dict] = {}
+    if not path.exists():
+        return done
+    good = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if not line.endswith(b"\n"):
+                break
+            done[(rec["setting"], rec["id"])] = rec
+            good += len(line)
+    if good != path.stat().st_size:
+        with open(path, "r+b") as fh:
+            fh.truncate(good)
+    return done
+
+
 def evaluate_control(
     lm: object,
     examples: Sequence[ConflictExample],
@@ -151,38 +176,68 @@ def evaluate_control(
     batch_size: int = 8,
     max_new_tokens: int = 12,
     progress: object = None,
+    out: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """Memory and context recall of each setting (``None`` = plain RAG, else a
     :class:`~gatedrag.config.KnowledgeControlConfig`) on the same examples, decoded with
-    :func:`gatedrag.control.joint.generate_with_control` (one forward pass for both branches)."""
+    :func:`gatedrag.control.joint.generate_with_control` (one forward pass for both branches).
+
+    ``out``: a JSONL file of per-example records ``{setting, id, prediction, adjusted}``, appended
+    and fsynced batch by batch; a run started again with the same file skips what it holds, so an
+    interrupted sweep resumes. The setting's configuration is part of its record; a record made
+    under another configuration of the same setting name is refused."""
     from gatedrag.config import KnowledgeControlConfig
     from gatedrag.control.joint import generate_with_control
 
     model, tok = lm.model, lm.tokenizer  # type: ignore[attr-defined]
     eos = sorted(getattr(lm, "eos_ids", {tok.eos_token_id}))
+    path = Path(out) if out is not None else None
+    done = _read_predictions(path) if path is not None else {}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
-    for name, config in settings.items():
-        predictions: list[str] = []
-        adjusted: list[float] = []
-        for lo in range(0, len(examples), batch_size):
-            batch = examples[lo : lo + batch_size]
-            out = generate_with_control(
-                model,
-                tok,
-                [CONTEXT_PROMPT.format(passage=e.passage, question=e.question) for e in batch],
-                [PARAMETRIC_PROMPT.format(question=e.question) for e in batch],
-                config if isinstance(config, KnowledgeControlConfig) else KnowledgeControlConfig(),
-                max_new_tokens=max_new_tokens,
-                eos_ids=eos,
-                control=config is not None,
-            )
-            predictions += [t.strip().split("\n")[0] for t in out.texts]
-            adjusted += out.adjusted_fraction
-            if callable(progress):
-                progress(name, len(predictions), len(examples))
-        scores = conflict_recall(predictions, examples)
-        scores["adjusted_token_fraction"] = sum(adjusted) / len(adjusted)
-        results[name] = scores
+    with open(path, "a", encoding="utf-8") if path is not None else contextlib.nullcontext() as sink:
+        for name, config in settings.items():
+            described = config.model_dump(mode="json") if isinstance(config, KnowledgeControlConfig) else None
+            for (setting, _), rec in done.items():
+                if setting == name and rec.get("config") != described:
+                    raise ValueError(
+                        f"{path} holds setting {name!r} with config {rec.get('config')}, not {described}: "
+                        "use another output file"
+                    )
+            todo = [e for e in examples if (name, e.id) not in done]
+            for lo in range(0, len(todo), batch_size):
+                batch = todo[lo : lo + batch_size]
+                out_ = generate_with_control(
+                    model,
+                    tok,
+                    [CONTEXT_PROMPT.format(passage=e.passage, question=e.question) for e in batch],
+                    [PARAMETRIC_PROMPT.format(question=e.question) for e in batch],
+                    config if isinstance(config, KnowledgeControlConfig) else KnowledgeControlConfig(),
+                    max_new_tokens=max_new_tokens,
+                    eos_ids=eos,
+                    control=config is not None,
+                )
+                for e, text, adj in zip(batch, out_.texts, out_.adjusted_fraction):
+                    rec = {
+                        "setting": name,
+                        "id": e.id,
+                        "prediction": text.strip().split("\n")[0],
+                        "adjusted": adj,
+                        "config": described,
+                    }
+                    done[(name, e.id)] = rec
+                    if sink is not None:
+                        sink.write(json.dumps(rec) + "\n")
+                if sink is not None:
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                if callable(progress):
+                    progress(name, sum(1 for e in examples if (name, e.id) in done), len(examples))
+            recs = [done[(name, e.id)] for e in examples]
+            scores = conflict_recall([r["prediction"] for r in recs], examples)
+            scores["adjusted_token_fraction"] = sum(r["adjusted"] for r in recs) / len(recs)
+            results[name] = scores
     return results
 
 

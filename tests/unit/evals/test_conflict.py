@@ -59,3 +59,42 @@ def test_evaluate_control_runs_every_setting_on_the_same_examples(tiny_lm):
     assert set(out) == {"plain", "memory"}
     assert out["plain"]["adjusted_token_fraction"] == 0.0 and out["plain"]["n"] == 3
     assert all(0.0 <= v["memory_recall"] <= 1.0 and 0.0 <= v["context_recall"] <= 1.0 for v in out.values())
+
+
+def test_evaluate_control_resumes_from_its_record_file(tiny_lm, tmp_path):
+    import json
+
+    from gatedrag.config import KnowledgeControlConfig
+    from gatedrag.evals.conflict import evaluate_control
+
+    examples = [
+        ConflictExample(
+            id=str(i),
+            question=f"What is X{i}'s occupation?",
+            relation="occupation",
+            subject=f"X{i}",
+            memory_answers=["politician"],
+            context_answer="journalist",
+            passage=f"X{i} was a journalist.",
+            original_passage=f"X{i} was a politician.",
+        )
+        for i in range(5)
+    ]
+    settings = {"plain": None, "memory": KnowledgeControlConfig(alpha=1.0, epsilon=1.0)}
+    path = tmp_path / "conflict.jsonl"
+    full = evaluate_control(tiny_lm, examples, settings, batch_size=2, max_new_tokens=3, out=path)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 10 and {(json.loads(x)["setting"], json.loads(x)["id"]) for x in lines} == {
+        (s, str(i)) for s in settings for i in range(5)
+    }
+    # a run killed mid-line: keep 6 whole records and half of the seventh
+    path.write_text("\n".join(lines[:6]) + "\n" + lines[6][: len(lines[6]) // 2])
+    calls = []
+    again = evaluate_control(
+        tiny_lm, examples, settings, batch_size=2, max_new_tokens=3, out=path, progress=lambda *a: calls.append(a)
+    )
+    assert again == full  # greedy decoding: the resumed records equal the uninterrupted ones
+    assert len(path.read_text().splitlines()) == 10
+    assert all(name == "memory" for name, *_ in calls)  # only the missing setting was decoded
+    with pytest.raises(ValueError, match="another output file"):
+        evaluate_control(tiny_lm, examples, {"memory": KnowledgeControlConfig(alpha=0.0)}, max_new_tokens=3, out=path)
