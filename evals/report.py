@@ -22,13 +22,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .calibration import auroc, ece, prr, reliability
 from .runner import QuestionRecord, read_records
 
-SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind")
+SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind", "entity_freq", "cooc", "confidence_gain")
 CONFIDENCE = "confidence"
+
+
+def signal_order(present: set[str] | Sequence[str]) -> list[str]:
+    """The signals of ``present`` in report order (known ones first, then the rest by name), with
+    ``1 - confidence`` last when present."""
+    present = set(present)
+    known = [s for s in SIGNAL_ORDER if s in present]
+    rest = sorted(present - set(SIGNAL_ORDER) - {CONFIDENCE})
+    return known + rest + ([CONFIDENCE] if CONFIDENCE in present else [])
 
 
 class MethodResult(BaseModel):
@@ -46,6 +55,9 @@ class MethodResult(BaseModel):
     errors: int
     auroc: dict[str, float | None]
     prr: dict[str, float | None]
+    coverage: dict[str, int] = Field(default_factory=dict)
+    """Questions on which each signal had a value (a corpus signal has none where the question or
+    answer held no entity or claim); its AUROC / PRR are over those questions only."""
     ece: float | None
 
 
@@ -60,11 +72,11 @@ def summarize(records: Sequence[QuestionRecord], dataset: str, method: str) -> M
     n = max(1, len(records))
     wrong = [r.em < 1.0 for r in records]
     per_q = [question_signals(r) for r in records]
-    names = [s for s in (*SIGNAL_ORDER, *sorted({k for q in per_q for k in q} - set(SIGNAL_ORDER)))]
-    names = [s for s in names if s != CONFIDENCE and any(s in q for q in per_q)] + [CONFIDENCE]
-    au, pr = {}, {}
+    names = signal_order({k for q in per_q for k in q} | {CONFIDENCE})
+    au, pr, cover = {}, {}, {}
     for name in names:
         have = [(q[name], w, r.em) for q, w, r in zip(per_q, wrong, records) if name in q]
+        cover[name] = len(have)
         au[name] = auroc([h[0] for h in have], [h[1] for h in have]) if have else None
         pr[name] = prr([h[0] for h in have], [h[2] for h in have]) if have else None
     return MethodResult(
@@ -82,6 +94,7 @@ def summarize(records: Sequence[QuestionRecord], dataset: str, method: str) -> M
         errors=sum(1 for r in records if r.error),
         auroc=au,
         prr=pr,
+        coverage=cover,
         ece=ece([r.confidence for r in records], [not w for w in wrong]),
     )
 
@@ -153,7 +166,7 @@ def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list
             for sig, v in question_signals(r).items():
                 right, wrong = pooled.setdefault(sig, ([], []))
                 (right if r.em >= 1.0 else wrong).append(v)
-    names = [s for s in (*SIGNAL_ORDER, CONFIDENCE) if s in pooled]
+    names = signal_order(pooled)
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
@@ -172,6 +185,14 @@ def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list
     plt.close(fig)
     files.append(name)
     return files
+
+
+def _cell(r: MethodResult, signal: str) -> str:
+    if signal not in r.auroc:
+        return ""
+    text = f"{_fmt(r.auroc.get(signal))} ({_fmt(r.prr.get(signal), 2)})"
+    n = r.coverage.get(signal, r.questions)
+    return text if n >= r.questions else f"{text} [{n}]"
 
 
 def write_report(out: Path, *, plots: bool = True) -> Path:
@@ -209,12 +230,17 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
                 f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.retrievals:.2f} | {gain} | {r.llm_calls:.2f} | "
                 f"{r.generated_tokens:.1f} | {r.prompt_tokens:.0f} | {r.seconds:.1f} | {r.errors} |"
             )
-        names = [s for s in (*SIGNAL_ORDER, CONFIDENCE) if any(s in r.auroc for r in results)]
-        lines += ["", "AUROC (PRR) for predicting a wrong answer; ECE of the confidence:", ""]
+        names = signal_order({s for r in results for s in r.auroc})
+        lines += [
+            "",
+            "AUROC (PRR) for predicting a wrong answer; ECE of the confidence. [n]: the signal had a value on "
+            "only n of the questions, and the scores are over those:",
+            "",
+        ]
         header = " | ".join("1 − confidence" if s == CONFIDENCE else s for s in names)
         lines += [f"| method | {header} | ECE |", "|---|" + "---:|" * (len(names) + 1)]
         for r in results:
-            cells = [f"{_fmt(r.auroc.get(s))} ({_fmt(r.prr.get(s), 2)})" if s in r.auroc else "" for s in names]
+            cells = [_cell(r, s) for s in names]
             lines.append(f"| {r.method} | {' | '.join(cells)} | {_fmt(r.ece)} |")
         if plots:
             lines += [""] + [f"![{f}]({f})" for f in _plots(dataset, methods, results, out)]
@@ -224,4 +250,4 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
     return path
 
 
-__all__ = ["MethodResult", "load_runs", "question_signals", "summarize", "write_report"]
+__all__ = ["MethodResult", "load_runs", "question_signals", "signal_order", "summarize", "write_report"]

@@ -55,6 +55,27 @@ def test_report_writes_tables_and_plots(tmp_path):
     assert empty.exit_code == 1 and "no evaluation records" in empty.output
 
 
+def test_corpus_and_gain_signals_get_columns_with_their_coverage(tmp_path):
+    records = []
+    for i, em in enumerate([1.0, 0.0, 1.0, 0.0]):
+        r = rec(i, em, 1, 0.5, 0.1)
+        r.signals["entity_freq"] = [0.5 + 2 * (em == 0.0)]  # rarer question entities on the wrong answers
+        if i < 3:  # no claim was extracted from the last answer
+            r.signals["cooc"] = [float(em == 0.0)]
+        records.append(r)
+    s = summarize(records, "hotpotqa", "quco-rag")
+    assert s.auroc["entity_freq"] == 1.0 and s.coverage["entity_freq"] == 4
+    assert s.auroc["cooc"] == 1.0 and s.coverage["cooc"] == 3
+    with RecordWriter(tmp_path / "hotpotqa" / "quco-rag.jsonl") as w:
+        for r in records:
+            w.write(r)
+    assert CliRunner().invoke(app, ["report", str(tmp_path)]).exit_code == 0
+    text = (tmp_path / "report.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| method | token_rag"))
+    assert header.index("entity_freq") < header.index("cooc") < header.index("1 − confidence")
+    assert "| 1.000 (1.00) [3] |" in text  # cooc: scored on the 3 questions that had a claim
+
+
 def test_choose_prefers_em_then_fewer_retrievals():
     def row(v, em, ret):
         return SweepRow(
