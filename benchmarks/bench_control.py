@@ -90,11 +90,11 @@ def cost(args: argparse.Namespace) -> None:
 
 def conflict(args: argparse.Namespace) -> None:
     from gatedrag.config import KnowledgeControlConfig
-    from gatedrag.evals.conflict import build_conflict_set, evaluate_control
+    from gatedrag.evals.conflict import CLOSED_BOOK, build_conflict_set, evaluate_control
 
     lm = _load()
     examples = build_conflict_set(DATA, limit=args.limit)
-    settings: dict = {"plain_rag": None}
+    settings: dict = {"closed_book": CLOSED_BOOK, "plain_rag": None}
     for a in (0.0, 0.25, 0.5, 0.75, 1.0):
         settings[f"alpha_{a}"] = KnowledgeControlConfig(alpha=a, epsilon=args.epsilon)
     settings["adaptive"] = KnowledgeControlConfig(adaptive=True, epsilon=args.epsilon)

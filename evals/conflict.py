@@ -143,6 +143,8 @@ CONTEXT_PROMPT = (
     "Answer the question in a few words, using the passage.\nPassage: {passage}\nQuestion: {question}\nAnswer:"
 )
 PARAMETRIC_PROMPT = "Answer the question in a few words.\nQuestion: {question}\nAnswer:"
+CLOSED_BOOK = "closed_book"
+"""Setting value of :func:`evaluate_control` for answering without the passage."""
 
 
 def _read_predictions(path: Path) -> dict[tuple[str, str], dict]:
@@ -178,9 +180,11 @@ def evaluate_control(
     progress: object = None,
     out: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Memory and context recall of each setting (``None`` = plain RAG, else a
-    :class:`~gatedrag.config.KnowledgeControlConfig`) on the same examples, decoded with
-    :func:`gatedrag.control.joint.generate_with_control` (one forward pass for both branches).
+    """Memory and context recall of each setting (``None`` = plain RAG, :data:`CLOSED_BOOK` = the
+    question without the passage, else a :class:`~gatedrag.config.KnowledgeControlConfig`) on the
+    same examples, decoded with :func:`gatedrag.control.joint.generate_with_control` (one forward
+    pass for both branches). Closed-book memory recall is what the model knows of these facts: the
+    ceiling of any setting's memory recall.
 
     ``out``: a JSONL file of per-example records ``{setting, id, prediction, adjusted}``, appended
     and fsynced batch by batch; a run started again with the same file skips what it holds, so an
@@ -198,7 +202,8 @@ def evaluate_control(
     results: dict[str, dict[str, float]] = {}
     with open(path, "a", encoding="utf-8") if path is not None else contextlib.nullcontext() as sink:
         for name, config in settings.items():
-            described = config.model_dump(mode="json") if isinstance(config, KnowledgeControlConfig) else None
+            described = config.model_dump(mode="json") if isinstance(config, KnowledgeControlConfig) else config
+            closed = config == CLOSED_BOOK
             for (setting, _), rec in done.items():
                 if setting == name and rec.get("config") != described:
                     raise ValueError(
@@ -211,12 +216,17 @@ def evaluate_control(
                 out_ = generate_with_control(
                     model,
                     tok,
-                    [CONTEXT_PROMPT.format(passage=e.passage, question=e.question) for e in batch],
+                    [
+                        PARAMETRIC_PROMPT.format(question=e.question)
+                        if closed
+                        else CONTEXT_PROMPT.format(passage=e.passage, question=e.question)
+                        for e in batch
+                    ],
                     [PARAMETRIC_PROMPT.format(question=e.question) for e in batch],
                     config if isinstance(config, KnowledgeControlConfig) else KnowledgeControlConfig(),
                     max_new_tokens=max_new_tokens,
                     eos_ids=eos,
-                    control=config is not None,
+                    control=isinstance(config, KnowledgeControlConfig),
                 )
                 for e, text, adj in zip(batch, out_.texts, out_.adjusted_fraction):
                     rec = {
@@ -242,6 +252,7 @@ def evaluate_control(
 
 
 __all__ = [
+    "CLOSED_BOOK",
     "CONTEXT_PROMPT",
     "PARAMETRIC_PROMPT",
     "ConflictExample",

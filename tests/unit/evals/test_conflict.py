@@ -98,3 +98,27 @@ def test_evaluate_control_resumes_from_its_record_file(tiny_lm, tmp_path):
     assert all(name == "memory" for name, *_ in calls)  # only the missing setting was decoded
     with pytest.raises(ValueError, match="another output file"):
         evaluate_control(tiny_lm, examples, {"memory": KnowledgeControlConfig(alpha=0.0)}, max_new_tokens=3, out=path)
+
+
+def test_closed_book_setting_ignores_the_passage(tiny_lm, tmp_path):
+    import json
+
+    from gatedrag.evals.conflict import CLOSED_BOOK, evaluate_control
+
+    base = {
+        "question": "What is X's occupation?",
+        "relation": "occupation",
+        "subject": "X",
+        "memory_answers": ["politician"],
+        "context_answer": "journalist",
+        "original_passage": "X was a politician.",
+    }
+    examples = [
+        ConflictExample(id="a", passage="X was a journalist and editor of a weekly paper.", **base),
+        ConflictExample(id="b", passage="Born in 1901, X worked as a journalist.", **base),
+    ]
+    path = tmp_path / "cb.jsonl"
+    evaluate_control(tiny_lm, examples, {"cb": CLOSED_BOOK, "plain": None}, max_new_tokens=4, out=path)
+    recs = {(r["setting"], r["id"]): r for r in map(json.loads, path.read_text().splitlines())}
+    assert recs[("cb", "a")]["prediction"] == recs[("cb", "b")]["prediction"]
+    assert recs[("cb", "a")]["adjusted"] == 0.0 and recs[("cb", "a")]["config"] == CLOSED_BOOK
