@@ -93,7 +93,7 @@ def conflict(args: argparse.Namespace) -> None:
     from gatedrag.evals.conflict import CLOSED_BOOK, build_conflict_set, evaluate_control
 
     lm = _load()
-    examples = build_conflict_set(DATA, limit=args.limit)
+    examples = build_conflict_set(DATA, limit=args.limit, order=args.order)
     settings: dict = {"closed_book": CLOSED_BOOK, "plain_rag": None}
     for a in (0.0, 0.25, 0.5, 0.75, 1.0):
         settings[f"alpha_{a}"] = KnowledgeControlConfig(alpha=a, epsilon=args.epsilon)
@@ -106,7 +106,10 @@ def conflict(args: argparse.Namespace) -> None:
         progress=lambda n, d, t: print(n, d, t, flush=True),
         out=args.out or None,
     )
-    save("control_conflict", {"examples": len(examples), "epsilon": args.epsilon, "model": lm.name, "results": result})
+    save(
+        f"control_conflict_{args.order}",
+        {"examples": len(examples), "order": args.order, "epsilon": args.epsilon, "model": lm.name, "results": result},
+    )
 
 
 def main() -> None:
@@ -116,6 +119,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument(
+        "--order", choices=["file", "popularity"], default="file", help="conflict: which PopQA questions first"
+    )
     ap.add_argument(
         "--out",
         default="",

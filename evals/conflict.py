@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from itertools import zip_longest
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -75,15 +76,27 @@ def _pattern(answers: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
-def build_conflict_set(data_dir: str | Path, *, limit: int | None = None, shift: int = 1) -> list[ConflictExample]:
-    """The counterfactual examples, relations alternating, each relation in PopQA file order
-    (deterministic: the substitute is the answer of the ``shift``-th next usable question with the
-    same relation whose answer differs)."""
+def build_conflict_set(
+    data_dir: str | Path,
+    *,
+    limit: int | None = None,
+    shift: int = 1,
+    order: Literal["file", "popularity"] = "file",
+) -> list[ConflictExample]:
+    """The counterfactual examples, relations alternating, each relation in PopQA file order or, with
+    ``order="popularity"``, most popular subject first (PopQA's ``s_pop``, monthly Wikipedia page
+    views): a small model knows few long-tail facts, and memory recall only means something for
+    facts the model knows. Deterministic: the substitute is the answer of the ``shift``-th next
+    usable question with the same relation whose answer differs."""
+    if order not in ("file", "popularity"):
+        raise ValueError(f"order must be 'file' or 'popularity', got {order!r}")
     path = Path(data_dir) / "popqa" / "popqa_1000.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(f"PopQA file not found: {path}") from None
+    if order == "popularity":
+        rows = sorted(rows, key=lambda r: -float(r.get("s_pop") or 0))  # stable: file order among ties
     usable = []
     for row in rows:
         paragraph = _subject_paragraph(row)

@@ -18,6 +18,21 @@ def test_counterfactual_passages_state_the_substitute_and_not_the_truth(data_dir
     assert build_conflict_set(data_dir, limit=120) == examples  # deterministic
 
 
+def test_popularity_order_puts_popular_subjects_first(data_dir):
+    import json
+
+    pop = {str(r["id"]): r["s_pop"] for r in json.loads((data_dir / "popqa" / "popqa_1000.json").read_text())}
+    popular = build_conflict_set(data_dir, limit=40, order="popularity")
+    by_file = build_conflict_set(data_dir, limit=40)
+    for relation in ("occupation", "place of birth"):
+        ranks = [pop[e.id] for e in popular if e.relation == relation]
+        assert ranks == sorted(ranks, reverse=True)
+    assert sum(pop[e.id] for e in popular) > 5 * sum(pop[e.id] for e in by_file)
+    assert {e.relation for e in popular[:2]} == {"occupation", "place of birth"}  # relations still alternate
+    with pytest.raises(ValueError, match="order"):
+        build_conflict_set(data_dir, order="random")
+
+
 def test_recall_by_hand():
     e = ConflictExample(
         id="1",
