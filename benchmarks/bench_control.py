@@ -90,7 +90,7 @@ def cost(args: argparse.Namespace) -> None:
 
 def conflict(args: argparse.Namespace) -> None:
     from gatedrag.config import KnowledgeControlConfig
-    from gatedrag.evals.conflict import CLOSED_BOOK, build_conflict_set, evaluate_control
+    from gatedrag.evals.conflict import CLOSED_BOOK, build_conflict_set, evaluate_control, summarize_conflict
 
     lm = _load()
     examples = build_conflict_set(DATA, limit=args.limit, order=args.order)
@@ -106,6 +106,8 @@ def conflict(args: argparse.Namespace) -> None:
         progress=lambda n, d, t: print(n, d, t, flush=True),
         out=args.out or None,
     )
+    if args.out:  # with the closed-book setting: recall on the facts the model knows
+        result = summarize_conflict(args.out, examples)
     save(
         f"control_conflict_{args.order}",
         {"examples": len(examples), "order": args.order, "epsilon": args.epsilon, "model": lm.name, "results": result},

@@ -264,6 +264,33 @@ def evaluate_control(
     return results
 
 
+def summarize_conflict(path: str | Path, examples: Sequence[ConflictExample]) -> dict[str, dict[str, float]]:
+    """Per setting of a record file written by :func:`evaluate_control`: memory and context recall
+    on all ``examples`` and, when the file has a :data:`CLOSED_BOOK` setting, on the examples the
+    model answers right without the passage (``known_*``; ``known_n`` of them), where memory recall
+    can be compared with CK-PLUG's. Settings missing an example are skipped."""
+    by: dict[str, dict[str, dict]] = {}
+    for (setting, id_), rec in _read_predictions(Path(path)).items():
+        by.setdefault(setting, {})[id_] = rec
+    ids = [e.id for e in examples]
+    closed = by.get(CLOSED_BOOK, {})
+    known = [
+        e for e in examples if e.id in closed and conflict_recall([closed[e.id]["prediction"]], [e])["memory_recall"]
+    ]
+    out: dict[str, dict[str, float]] = {}
+    for setting, recs in by.items():
+        if not all(i in recs for i in ids):
+            continue
+        row = conflict_recall([recs[i]["prediction"] for i in ids], examples)
+        row["adjusted_token_fraction"] = sum(recs[i]["adjusted"] for i in ids) / len(ids)
+        if known:
+            k = conflict_recall([recs[e.id]["prediction"] for e in known], known)
+            row |= {"known_memory_recall": k["memory_recall"], "known_context_recall": k["context_recall"]}
+            row["known_n"] = len(known)
+        out[setting] = row
+    return out
+
+
 __all__ = [
     "CLOSED_BOOK",
     "CONTEXT_PROMPT",
@@ -272,4 +299,5 @@ __all__ = [
     "build_conflict_set",
     "conflict_recall",
     "evaluate_control",
+    "summarize_conflict",
 ]

@@ -137,3 +137,42 @@ def test_closed_book_setting_ignores_the_passage(tiny_lm, tmp_path):
     recs = {(r["setting"], r["id"]): r for r in map(json.loads, path.read_text().splitlines())}
     assert recs[("cb", "a")]["prediction"] == recs[("cb", "b")]["prediction"]
     assert recs[("cb", "a")]["adjusted"] == 0.0 and recs[("cb", "a")]["config"] == CLOSED_BOOK
+
+
+def test_summarize_conflict_scores_the_known_facts_apart(tmp_path):
+    import json
+
+    from gatedrag.evals.conflict import CLOSED_BOOK, summarize_conflict
+
+    def ex(i, mem, ctx):
+        return ConflictExample(
+            id=str(i),
+            question="?",
+            relation="occupation",
+            subject="X",
+            memory_answers=[mem],
+            context_answer=ctx,
+            passage=f"X was a {ctx}.",
+            original_passage=f"X was a {mem}.",
+        )
+
+    examples = [ex(0, "politician", "journalist"), ex(1, "poet", "painter"), ex(2, "actor", "singer")]
+    preds = {
+        CLOSED_BOOK: ["a politician", "a poet", "a lawyer"],  # knows facts 0 and 1
+        "plain": ["a journalist", "a painter", "a singer"],
+        "memory": ["a politician", "a painter", "an actor"],
+        "partial": ["a politician"],  # misses examples: not scored
+    }
+    lines = [
+        json.dumps({"setting": s, "id": str(i), "prediction": p, "adjusted": 0.5 * (s == "memory"), "config": None})
+        for s, ps in preds.items()
+        for i, p in enumerate(ps)
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = summarize_conflict(path, examples)
+    assert set(out) == {CLOSED_BOOK, "plain", "memory"}
+    assert out["plain"]["memory_recall"] == 0 and out["plain"]["context_recall"] == 1
+    assert out["memory"]["memory_recall"] == pytest.approx(2 / 3) and out["memory"]["adjusted_token_fraction"] == 0.5
+    assert out["memory"]["known_n"] == 2 and out["memory"]["known_memory_recall"] == 0.5  # fact 2 was not known
+    assert out[CLOSED_BOOK]["known_memory_recall"] == 1.0
