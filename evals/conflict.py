@@ -201,13 +201,15 @@ def evaluate_control(
 
     ``out``: a JSONL file of per-example records ``{setting, id, prediction, adjusted}``, appended
     and fsynced batch by batch; a run started again with the same file skips what it holds, so an
-    interrupted sweep resumes. The setting's configuration is part of its record; a record made
-    under another configuration of the same setting name is refused."""
+    interrupted sweep resumes. The setting's configuration and the model's name are part of each
+    record; a file holding another configuration of the same setting name, or another model's
+    answers, is refused."""
     from gatedrag.config import KnowledgeControlConfig
     from gatedrag.control.joint import generate_with_control
 
     model, tok = lm.model, lm.tokenizer  # type: ignore[attr-defined]
     eos = sorted(getattr(lm, "eos_ids", {tok.eos_token_id}))
+    model_name = getattr(lm, "name", None)
     path = Path(out) if out is not None else None
     done = _read_predictions(path) if path is not None else {}
     if path is not None:
@@ -222,6 +224,10 @@ def evaluate_control(
                     raise ValueError(
                         f"{path} holds setting {name!r} with config {rec.get('config')}, not {described}: "
                         "use another output file"
+                    )
+                if rec.get("model") != model_name:
+                    raise ValueError(
+                        f"{path} holds answers of model {rec.get('model')!r}, not {model_name!r}: use another output file"
                     )
             todo = [e for e in examples if (name, e.id) not in done]
             for lo in range(0, len(todo), batch_size):
@@ -248,6 +254,7 @@ def evaluate_control(
                         "prediction": text.strip().split("\n")[0],
                         "adjusted": adj,
                         "config": described,
+                        "model": model_name,
                     }
                     done[(name, e.id)] = rec
                     if sink is not None:

@@ -113,6 +113,10 @@ def test_evaluate_control_resumes_from_its_record_file(tiny_lm, tmp_path):
     assert all(name == "memory" for name, *_ in calls)  # only the missing setting was decoded
     with pytest.raises(ValueError, match="another output file"):
         evaluate_control(tiny_lm, examples, {"memory": KnowledgeControlConfig(alpha=0.0)}, max_new_tokens=3, out=path)
+    other = tmp_path / "other.jsonl"  # the same records from another model
+    other.write_text("".join(json.dumps(json.loads(x) | {"model": "another-model"}) + "\n" for x in lines))
+    with pytest.raises(ValueError, match="another-model"):
+        evaluate_control(tiny_lm, examples, settings, max_new_tokens=3, out=other)
 
 
 def test_closed_book_setting_ignores_the_passage(tiny_lm, tmp_path):
