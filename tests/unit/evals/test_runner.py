@@ -90,3 +90,24 @@ def test_a_changed_setup_is_refused_but_execution_settings_may_change(tmp_path):
         check_fingerprint(
             run, fingerprint(cfg, dataset="hotpotqa", method="flare", corpus_sha256="zzz", model=cfg.model.name)
         )
+
+
+def test_a_setting_added_later_at_its_default_does_not_break_resume(tmp_path):
+    run = tmp_path / "hotpotqa" / "sr-rag.run.json"
+    cfg = method_config("sr-rag", "hotpotqa")
+    current = fingerprint(cfg, dataset="hotpotqa", method="sr-rag", corpus_sha256="abc", model=cfg.model.name)
+    older = json.loads(json.dumps(current))  # as written by a gatedrag without two of today's settings
+    del older["config"]["generation"]["accept_after_retrieval"]
+    del older["config"]["gate"]["check_final_sentence"]
+    run.parent.mkdir(parents=True)
+    run.write_text(json.dumps(older))
+    check_fingerprint(run, current)  # both are at their defaults: the old behaviour, accepted
+    changed = json.loads(json.dumps(current))
+    changed["config"]["generation"]["accept_after_retrieval"] = "rest"  # a new setting, not at its default
+    with pytest.raises(ConfigError, match="accept_after_retrieval: None -> 'rest'"):
+        check_fingerprint(run, changed)
+    removed = json.loads(json.dumps(older))
+    del removed["config"]["generation"]["max_retrievals"]  # an old key missing from the new one still counts
+    run.write_text(json.dumps(current))
+    with pytest.raises(ConfigError, match="max_retrievals"):
+        check_fingerprint(run, removed)
