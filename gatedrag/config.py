@@ -55,6 +55,10 @@ class RetrievalConfig(_Config):
     top_k: int = Field(default=3, ge=1, le=100)
     max_query_tokens: int = Field(default=64, ge=1, le=4096)
     """Queries longer than this many word tokens keep their last ``max_query_tokens`` words."""
+    query_with_question: bool = False
+    """Put the question before a doubtful sentence's masked text in its query (the sentence alone
+    often lacks the entities a multi-hop question names). Queries a signal formulates itself
+    (DRAGIN's attention-based query, QuCo-RAG's claim queries) are left as they are."""
     index_dir: Path | None = None
     """Where the bm25s index lives; default: a folder in the cache keyed by the corpus checksum."""
 

@@ -203,6 +203,7 @@ class GatedRAG:
                         values,
                         self._context(job),
                         max_words=self.config.retrieval.max_query_tokens,
+                        include_question=self.config.retrieval.query_with_question,
                     )
                     to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
                 elif job.adjust is not None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatedrag.config import GateConfig, GenerationConfig, PipelineConfig, TokenRAGRule
+from gatedrag.config import FlareRule, GateConfig, GenerationConfig, PipelineConfig, TokenRAGRule
 from gatedrag.errors import InputError
 from gatedrag.pipeline import GatedRAG, extract_answer
 from gatedrag.retrieval.bm25 import BM25Retriever
@@ -86,3 +86,19 @@ def test_passages_too_long_for_the_context_are_trimmed_and_noted(tiny_lm):
     assert first.kind == "retrieval" and len(first.passages) == 3
     assert first.error is not None and "kept" in first.error and "of 3" in first.error
     assert answer.degraded and answer.counts.generated_tokens > 0
+
+
+@pytest.mark.parametrize("with_question", [False, True])
+def test_query_with_question_puts_the_question_before_the_doubtful_sentence(tiny_lm, with_question):
+    passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta gamma") for i in range(5)]
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires, masks nothing
+        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=8, max_retrievals=1),
+        retrieval={"query_with_question": with_question},
+    )
+    question = "Which alpha word3 came first?"
+    answer = GatedRAG(tiny_lm, BM25Retriever.build(passages), cfg).ask(question)
+    retrieval = next(s for s in answer.steps if s.kind == "retrieval")
+    assert retrieval.trigger.startswith("sentence")
+    assert retrieval.query.startswith(question) is with_question
+    assert retrieval.query.strip() != question  # the sentence's own words are still there
