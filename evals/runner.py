@@ -296,6 +296,7 @@ def evaluate(
     limit: int | None = None,
     data_dir: Path = DEFAULT_DATA_DIR,
     base: PipelineConfig | None = None,
+    custom: dict[str, PipelineConfig] | None = None,
     on_record: ProgressCallback | None = None,
     on_method: Callable[[str, int, int], None] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -303,11 +304,17 @@ def evaluate(
     """Run the named baselines (:data:`~gatedrag.evals.baselines.METHODS`) on the first ``limit``
     questions of ``dataset`` with one model and one retriever, each resuming from what ``out`` holds.
 
+    ``custom``: more methods, ``{name: config}``, each run as the ``gated`` method is (its own gate,
+    the dataset's few-shot prompt when it uses the default one); they must use the same model.
     ``on_method(method, already_done, total)`` is called before a method starts.
     """
     base = base or PipelineConfig()
     spec = dataset_spec(dataset)
     configs = {m: method_config(m, spec.name, base) for m in methods}
+    for name, cfg in (custom or {}).items():
+        if name in configs:
+            raise ConfigError(f"method name {name!r} is used twice")
+        configs[name] = method_config("gated", spec.name, cfg)
     return evaluate_configs(
         spec.name,
         configs,

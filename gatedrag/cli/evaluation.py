@@ -22,6 +22,10 @@ def _base_config(config: Path | None, model: str | None, device: str | None, bat
     from gatedrag.config import PipelineConfig, load_config
 
     cfg = load_config(config) if config else PipelineConfig()
+    return _overridden(cfg, model, device, batch_size)
+
+
+def _overridden(cfg: Any, model: str | None, device: str | None, batch_size: int | None):
     model_update = {k: v for k, v in {"name": model, "device": device}.items() if v is not None}
     if model_update:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_update)})
@@ -30,13 +34,15 @@ def _base_config(config: Path | None, model: str | None, device: str | None, bat
     return cfg.model_validate(cfg.model_dump())
 
 
-def _methods(value: str) -> list[str]:
+def _methods(value: str, *, custom: bool = False) -> list[str]:
     from gatedrag.errors import ConfigError
     from gatedrag.evals.baselines import METHODS
 
     names = [m.strip() for m in value.split(",") if m.strip()]
     if value.strip() == "all":
         return list(METHODS)
+    if value.strip() == "none" and custom:
+        return []
     unknown = [m for m in names if m not in METHODS]
     if unknown or not names:
         raise ConfigError(
@@ -74,6 +80,26 @@ class _Bars:
         self.progress.console.log(message)
 
 
+def _custom_methods(values: list[str], model: str | None, device: str | None, batch_size: int | None) -> dict:
+    """``NAME=CONFIG`` options: the user's own configs, run as extra methods beside the baselines."""
+    from gatedrag.config import load_config
+    from gatedrag.errors import ConfigError
+    from gatedrag.evals.baselines import METHODS
+
+    out: dict = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name = name.strip()
+        if not sep or not name or not path.strip():
+            raise ConfigError(f"--method takes NAME=CONFIG (a YAML/TOML file), got {value!r}")
+        if name in METHODS or name in out:
+            raise ConfigError(f"--method name {name!r} is already taken; choose another name")
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"--method name {name!r}: use letters, digits, '-' and '_' (it names a file)")
+        out[name] = _overridden(load_config(Path(path.strip())), model, device, batch_size)
+    return out
+
+
 def _summary_table(title: str, summaries: list[Any]) -> Table:
     table = Table(title=title, header_style="bold")
     for col in ("method", "EM", "F1", "ret/q", "LLM calls/q", "s/q"):
@@ -100,12 +126,21 @@ def run_eval(
     model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda: on a GPU machine, --device cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="NAME=CONFIG: also run your own config (YAML/TOML) as method NAME; repeatable. "
+            "With only these, pass --methods none.",
+        ),
+    ] = None,
 ) -> None:
     """Run METHODS on the first LIMIT questions of DATASET; resumable, one JSONL file per method."""
     from gatedrag.evals.runner import evaluate
 
     with user_errors():
-        names = _methods(methods)
+        custom = _custom_methods(method or [], model, device, batch_size)
+        names = _methods(methods, custom=bool(custom))
         base = _base_config(config, model, device, batch_size)
         quiet_libraries()
         bars = _Bars()
@@ -117,6 +152,7 @@ def run_eval(
                 limit=limit,
                 data_dir=data,
                 base=base,
+                custom=custom,
                 on_record=bars.on_record,
                 on_method=bars.on_method,
                 progress=bars.log,
