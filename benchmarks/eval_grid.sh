@@ -21,8 +21,11 @@ CORPUS=quco-rag,gated-corpus
 
 # issue 6: knowledge conflict (PopQA counterfactuals), every alpha and adaptive against plain RAG
 python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --out "$OUT/control/conflict_eps1.jsonl"
-# issue 6: ordinary RAG on PopQA, adaptive control vs plain RAG with the same passages
+python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --order popularity \
+  --out "$OUT/control/conflict_popular_eps1.jsonl"
+# issue 6: ordinary RAG on PopQA and HotpotQA, adaptive control vs plain RAG with the same passages
 gatedrag eval --out "$OUT/popqa" --device "$DEVICE" --batch-size "$BATCH" --dataset popqa --methods sr-rag,sr-rag-ck --limit 100
+run --dataset hotpotqa --methods sr-rag,sr-rag-ck --limit 100
 
 for N in 40 80 100; do
   run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" --limit "$N"
