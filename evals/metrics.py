@@ -1,6 +1,7 @@
 """SQuAD-normalised exact match and token F1, max over gold aliases (anchors §1.1).
 
 A prediction of "yes", "no" or "noanswer" gets F1 = 0 unless it matches the gold exactly.
+:func:`contains` is the lenient answer-in-prediction accuracy that PopQA-style papers report.
 PubMedQA is scored by accuracy on its label (yes / no / maybe): the first label word of the
 normalised prediction.
 
@@ -49,6 +50,18 @@ def f1(prediction: str, golds: Sequence[str]) -> float:
     return max((_f1(prediction, g) for g in golds), default=0.0)
 
 
+def contains(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when some normalised gold alias occurs as a whole-word span of the normalised prediction:
+    the "accuracy" of PopQA, Self-RAG and CRAG, lenient to an answer written as a phrase
+    ("He was born in Paris" for "Paris"). An empty gold never matches.
+
+    >>> contains("He was born in Paris.", ["Paris"]), contains("Parisian", ["Paris"])
+    (1.0, 0.0)
+    """
+    p = f" {normalize(prediction)} "
+    return float(any(g and f" {g} " in p for g in map(normalize, golds)))
+
+
 LABELS = ("yes", "no", "maybe")
 
 
@@ -66,11 +79,12 @@ def accuracy(prediction: str, gold: str, labels: Sequence[str] = LABELS) -> floa
 
 
 def score(prediction: str, golds: Sequence[str], metric: str = "qa") -> dict[str, float]:
-    """``{"em", "f1"}`` for short-answer QA; for ``metric="accuracy"`` both equal the label accuracy."""
+    """``{"em", "f1", "acc"}``: for short-answer QA, ``acc`` is :func:`contains`; for
+    ``metric="accuracy"`` all three equal the label accuracy."""
     if metric == "accuracy":
         acc = accuracy(prediction, golds[0])
-        return {"em": acc, "f1": acc}
-    return {"em": exact_match(prediction, golds), "f1": f1(prediction, golds)}
+        return {"em": acc, "f1": acc, "acc": acc}
+    return {"em": exact_match(prediction, golds), "f1": f1(prediction, golds), "acc": contains(prediction, golds)}
 
 
-__all__ = ["LABELS", "accuracy", "exact_match", "f1", "label_of", "normalize", "score"]
+__all__ = ["LABELS", "accuracy", "contains", "exact_match", "f1", "label_of", "normalize", "score"]

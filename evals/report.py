@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .calibration import auroc, ece, prr, reliability
+from .metrics import score
 from .runner import QuestionRecord, read_records
 
 SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind", "entity_freq", "cooc", "confidence_gain")
@@ -46,6 +47,8 @@ class MethodResult(BaseModel):
     questions: int
     em: float
     f1: float
+    acc: float
+    """Answer-contained accuracy (:func:`~gatedrag.evals.metrics.contains`), computed from the records."""
     retrievals: float
     llm_calls: float
     generated_tokens: float
@@ -85,6 +88,7 @@ def summarize(records: Sequence[QuestionRecord], dataset: str, method: str) -> M
         questions=len(records),
         em=sum(r.em for r in records) / n,
         f1=sum(r.f1 for r in records) / n,
+        acc=sum(score(r.prediction, r.answers, r.metric)["acc"] for r in records) / n,
         retrievals=sum(r.counts.retrievals for r in records) / n,
         llm_calls=sum(r.counts.llm_calls for r in records) / n,
         generated_tokens=sum(r.counts.generated_tokens for r in records) / n,
@@ -205,7 +209,7 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
     lines = [f"# Evaluation report: {out}", ""]
     lines += [
         "Question-level signal = max over the sentences written; AUROC / PRR for predicting a wrong answer "
-        "(EM = 0); ECE of the confidence shown to users (10 equal-width bins). s/q = batch wall time / questions. "
+        "(EM = 0); Acc = a gold answer occurs in the prediction (PopQA-style accuracy); ECE of the confidence shown to users (10 equal-width bins). s/q = batch wall time / questions. "
         "ΔEM per retrieval = (EM − EM of no-rag) / retrievals per question: answers gained per retrieval.",
         "",
     ]
@@ -220,14 +224,14 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
         lines += [f"## {dataset} ({results[0].questions} questions{'; ' + note if note else ''})", ""]
         closed = next((r.em for r in results if r.method == "no-rag"), None)
         lines += [
-            "| method | EM | F1 | retrievals/q | ΔEM per retrieval | LLM calls/q | gen. tokens/q | prompt tokens/q "
+            "| method | EM | F1 | Acc | retrievals/q | ΔEM per retrieval | LLM calls/q | gen. tokens/q | prompt tokens/q "
             "| s/q | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results:
             gain = _fmt((r.em - closed) / r.retrievals) if closed is not None and r.retrievals > 0 else "–"
             lines.append(
-                f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.retrievals:.2f} | {gain} | {r.llm_calls:.2f} | "
+                f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.acc:.3f} | {r.retrievals:.2f} | {gain} | {r.llm_calls:.2f} | "
                 f"{r.generated_tokens:.1f} | {r.prompt_tokens:.0f} | {r.seconds:.1f} | {r.errors} |"
             )
         names = signal_order({s for r in results for s in r.auroc})

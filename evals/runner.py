@@ -35,7 +35,7 @@ from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.types import Answer, Counts, Step
 
 from .baselines import method_config
-from .datasets import DEFAULT_DATA_DIR, Example, corpus_path, dataset_spec, load_dataset
+from .datasets import DEFAULT_DATA_DIR, Example, Metric, corpus_path, dataset_spec, load_dataset
 from .metrics import score
 
 RECORD_VERSION = 1
@@ -51,6 +51,7 @@ class QuestionRecord(BaseModel):
     method: str
     question: str
     answers: list[str]
+    metric: Metric = "qa"
     prediction: str
     text: str = ""
     em: float
@@ -88,6 +89,7 @@ def record_from_answer(example: Example, method: str, answer: Answer) -> Questio
         method=method,
         question=example.question,
         answers=example.answers,
+        metric=example.metric,
         prediction=answer.answer,
         text=answer.text,
         em=metrics["em"],
@@ -108,6 +110,7 @@ def failed_record(example: Example, method: str, err: Exception) -> QuestionReco
         method=method,
         question=example.question,
         answers=example.answers,
+        metric=example.metric,
         prediction="",
         em=0.0,
         f1=0.0,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatedrag.evals.metrics import accuracy, exact_match, f1, label_of, normalize, score
+from gatedrag.evals.metrics import accuracy, contains, exact_match, f1, label_of, normalize, score
 
 
 def test_normalisation_drops_case_punctuation_and_articles():
@@ -39,5 +39,14 @@ def test_pubmedqa_accuracy():
     assert accuracy("Yes.", "yes") == 1.0
     assert accuracy("The answer is no", "yes") == 0.0
     assert accuracy("unclear", "maybe") == 0.0
-    assert score("yes", ["yes"], "accuracy") == {"em": 1.0, "f1": 1.0}
-    assert score("Paris", ["Paris"]) == {"em": 1.0, "f1": 1.0}
+    assert score("yes", ["yes"], "accuracy") == {"em": 1.0, "f1": 1.0, "acc": 1.0}
+    assert score("Paris", ["Paris"]) == {"em": 1.0, "f1": 1.0, "acc": 1.0}
+
+
+def test_contains_is_whole_word_answer_in_prediction():
+    assert contains("He was born in Paris, France.", ["Paris"]) == 1.0
+    assert contains("The city of New York", ["NYC", "New York"]) == 1.0  # any alias
+    assert contains("Parisian food", ["Paris"]) == 0.0  # whole words only
+    assert contains("York", ["New York"]) == 0.0  # the whole gold must appear
+    assert contains("anything", ["", "the"]) == 0.0  # a gold that normalises to nothing never matches
+    assert score("born in Paris", ["Paris"]) == {"em": 0.0, "f1": 0.5, "acc": 1.0}

@@ -19,8 +19,8 @@ def rec(i, em, retrievals, conf, tok):
         dataset="hotpotqa",
         method="m",
         question="?",
-        answers=["a"],
-        prediction="a" if em else "b",
+        answers=["x"],
+        prediction="x" if em else "y",
         em=em,
         f1=em,
         confidence=conf,
@@ -39,6 +39,13 @@ def test_summary_numbers_by_hand():
     assert s.ece == pytest.approx(0.3)
 
 
+def test_answer_contained_accuracy_is_scored_from_the_records():
+    phrase = rec(0, 0.0, 0, 0.5, 0.1).model_copy(update={"prediction": "it was Paris, surely", "answers": ["Paris"]})
+    label = rec(1, 1.0, 0, 0.5, 0.1).model_copy(update={"prediction": "yes", "answers": ["yes"], "metric": "accuracy"})
+    s = summarize([phrase, rec(2, 0.0, 0, 0.5, 0.1), label], "hotpotqa", "m")
+    assert s.em == pytest.approx(1 / 3) and s.acc == pytest.approx(2 / 3)
+
+
 def test_report_writes_tables_and_plots(tmp_path):
     for method, ems in (("no-rag", [0, 0, 1, 0]), ("gated", [1, 0, 1, 1])):
         with RecordWriter(tmp_path / "hotpotqa" / f"{method}.jsonl") as w:
@@ -47,7 +54,7 @@ def test_report_writes_tables_and_plots(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 0, result.output
     text = (tmp_path / "report.md").read_text()
-    assert "| no-rag | 0.250 |" in text and "| gated | 0.750 |" in text
+    assert "| no-rag | 0.250 | 0.250 | 0.250 |" in text and "| gated | 0.750 | 0.750 | 0.750 |" in text
     assert text.index("| no-rag |") < text.index("| gated |")  # methods in their canonical order
     for name in ("em_vs_retrievals", "reliability", "signals"):
         assert (tmp_path / f"hotpotqa_{name}.png").stat().st_size > 1000
