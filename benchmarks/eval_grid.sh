@@ -18,6 +18,8 @@ run() { gatedrag eval --out "$OUT/eval" --device "$DEVICE" --batch-size "$BATCH"
 
 ISSUE4=no-rag,sr-rag,gated,flare,token-rag,dragin,fs-rag,fl-rag
 CORPUS=quco-rag,gated-corpus
+# candidates for the default gate, run beside the baselines as custom methods
+CANDIDATES=(--method gated-q=benchmarks/configs/gated_q.yaml --method gated-rfq=benchmarks/configs/gated_rfq.yaml)
 
 # issue 6: knowledge conflict (PopQA counterfactuals), every alpha and adaptive against plain RAG
 python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --out "$OUT/control/conflict_eps1.jsonl"
@@ -26,8 +28,10 @@ python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --order po
 # issue 6: ordinary RAG on PopQA and HotpotQA, adaptive control vs plain RAG with the same passages
 gatedrag eval --out "$OUT/popqa" --device "$DEVICE" --batch-size "$BATCH" --dataset popqa --methods sr-rag,sr-rag-ck --limit 100
 run --dataset hotpotqa --methods sr-rag,sr-rag-ck --limit 100
+# the default gate's candidates first, against the default and the strongest baseline of stage 1
+run --dataset hotpotqa --methods gated,fs-rag "${CANDIDATES[@]}" --limit 40
 
 for N in 40 80 100; do
-  run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" --limit "$N"
-  run --dataset 2wikimultihopqa --methods "$ISSUE4,$CORPUS" --limit "$N"
+  run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" "${CANDIDATES[@]}" --limit "$N"
+  run --dataset 2wikimultihopqa --methods "$ISSUE4,$CORPUS" "${CANDIDATES[@]}" --limit "$N"
 done
