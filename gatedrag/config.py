@@ -59,6 +59,11 @@ class RetrievalConfig(_Config):
     """Put the question before a doubtful sentence's masked text in its query (the sentence alone
     often lacks the entities a multi-hop question names). Queries a signal formulates itself
     (DRAGIN's attention-based query, QuCo-RAG's claim queries) are left as they are."""
+    carry_passages: int = Field(default=0, ge=0, le=100)
+    """After a new retrieval, keep up to this many passages of the earlier ones in the prompt,
+    after the new ones (deduplicated, most recent first; they are the first dropped when the
+    context is full). 0: a retrieval replaces the passages (FLARE, DRAGIN); IRCoT keeps them all.
+    On multi-hop questions the first hop's passages stay in view while the second is looked up."""
     index_dir: Path | None = None
     """Where the bm25s index lives; default: a folder in the cache keyed by the corpus checksum."""
 

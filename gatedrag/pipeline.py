@@ -299,6 +299,7 @@ class GatedRAG:
         if job.passages and passages is not None and len(passages) < len(job.passages):
             last = next(s for s in reversed(job.steps) if s.kind == "retrieval")
             last.error = f"context too long for all passages: kept {len(passages)} of {len(job.passages)}"
+            last.carried = [i for i in last.carried if i in {h.passage.id for h in passages}]
             job.passages = passages
         return True
 
@@ -474,7 +475,11 @@ class GatedRAG:
                         f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
                     )
                 if hits:
-                    job.passages = hits
+                    carry = self.config.retrieval.carry_passages
+                    new = {h.passage.id for h in hits}
+                    kept = [h for h in job.passages or [] if h.passage.id not in new][:carry] if carry else []
+                    step.carried = [h.passage.id for h in kept]
+                    job.passages = hits + kept
                     job.mix = False  # new passages: measure again before controlling
                 else:
                     step.error = step.error or "no passage matched the query"

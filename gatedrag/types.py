@@ -222,6 +222,9 @@ class Step(_Model):
     decision: Decision | None = None
     query: str | None = None
     passages: list[StepPassage] = Field(default_factory=list)
+    carried: list[str] = Field(default_factory=list)
+    """Ids of earlier retrievals' passages kept in the prompt after this one's
+    (``retrieval.carry_passages``)."""
     trigger: str | None = None
     error: str | None = None
 

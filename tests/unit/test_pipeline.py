@@ -6,7 +6,7 @@ from gatedrag.config import FlareRule, GateConfig, GenerationConfig, PipelineCon
 from gatedrag.errors import InputError
 from gatedrag.pipeline import GatedRAG, extract_answer
 from gatedrag.retrieval.bm25 import BM25Retriever
-from gatedrag.types import Answer, Passage
+from gatedrag.types import Answer, Hit, Passage
 
 
 class FailingRetriever:
@@ -102,3 +102,48 @@ def test_query_with_question_puts_the_question_before_the_doubtful_sentence(tiny
     assert retrieval.trigger.startswith("sentence")
     assert retrieval.query.startswith(question) is with_question
     assert retrieval.query.strip() != question  # the sentence's own words are still there
+
+
+class ScriptedRetriever:
+    """Returns the next passages of a script on every call: [0, 1], then [1, 2], then [3, 4], ..."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.calls = 0
+
+    def retrieve(self, queries, k):
+        out = []
+        for _ in queries:
+            ids = [[0, 1], [1, 2], [3, 4], [5, 6]][min(self.calls, 3)]
+            self.calls += 1
+            out.append(
+                [
+                    Hit(passage=Passage(id=str(i), title=f"T{i}", text=f"text {i}"), score=1.0, rank=r + 1)
+                    for r, i in enumerate(ids)
+                ]
+            )
+        return out
+
+
+@pytest.mark.parametrize(("carry", "second", "third"), [(0, [], []), (1, ["0"], ["1"]), (5, ["0"], ["1", "2", "0"])])
+def test_carry_passages_keeps_earlier_retrievals_after_the_new_ones(tiny_lm, carry, second, third):
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires
+        generation=GenerationConfig(max_answer_tokens=60, max_sentence_tokens=6, retrieve_first=True, max_retrievals=3),
+        retrieval={"carry_passages": carry},
+    )
+    rag = GatedRAG(tiny_lm, ScriptedRetriever(), cfg)
+    prompts = []
+    real_start = rag._start
+
+    def spy(session, key, job, **kw):  # the passages each (re)start puts in the prompt
+        prompts.append([h.passage.id for h in job.passages or []])
+        return real_start(session, key, job, **kw)
+
+    rag._start = spy
+    answer = rag.ask("Which came first?")
+    retrievals = [s for s in answer.steps if s.kind == "retrieval"]
+    assert len(retrievals) == 3 and all(r.error is None for r in retrievals)
+    assert [r.carried for r in retrievals] == [[], second, third]
+    assert prompts[:3] == [["0", "1"], ["1", "2", *second], ["3", "4", *third]]
