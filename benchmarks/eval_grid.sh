@@ -19,7 +19,8 @@ run() { gatedrag eval --out "$OUT/eval" --device "$DEVICE" --batch-size "$BATCH"
 ISSUE4=no-rag,sr-rag,gated,flare,token-rag,dragin,fs-rag,fl-rag
 CORPUS=quco-rag,gated-corpus
 # candidates for the default gate, run beside the baselines as custom methods
-CANDIDATES=(--method gated-q=benchmarks/configs/gated_q.yaml --method gated-rfq=benchmarks/configs/gated_rfq.yaml)
+CANDIDATES=(--method gated-q=benchmarks/configs/gated_q.yaml --method gated-rfq=benchmarks/configs/gated_rfq.yaml
+  --method gated-rfq-c3=benchmarks/configs/gated_rfq_c3.yaml)
 
 # issue 6: knowledge conflict (PopQA counterfactuals), every alpha and adaptive against plain RAG
 python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --out "$OUT/control/conflict_eps1.jsonl"
@@ -28,8 +29,8 @@ python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --order po
 # issue 6: ordinary RAG on PopQA and HotpotQA, adaptive control vs plain RAG with the same passages
 gatedrag eval --out "$OUT/popqa" --device "$DEVICE" --batch-size "$BATCH" --dataset popqa --methods sr-rag,sr-rag-ck --limit 100
 run --dataset hotpotqa --methods sr-rag,sr-rag-ck --limit 100
-# the default gate's candidates first, against the default and the strongest baseline of stage 1
-run --dataset hotpotqa --methods gated,fs-rag "${CANDIDATES[@]}" --limit 40
+# the default gate's candidates first, against the default
+run --dataset hotpotqa --methods gated "${CANDIDATES[@]}" --limit 40
 
 for N in 40 80 100; do
   run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" "${CANDIDATES[@]}" --limit "$N"
