@@ -204,6 +204,9 @@ METHODS: dict[str, Method] = {
     ]
 }
 
+OWN_METHODS = ("gated", "gated-corpus")
+"""gatedrag's own methods, which keep gatedrag's defaults where a baseline reproduces its paper."""
+
 PROMPTS = {"hotpotqa": "hotpotqa", "2wikimultihopqa": "2wikimultihopqa"}
 """Few-shot prompt per dataset as in the papers (8-shot HotpotQA, 6-shot 2Wiki); others use ``cot``."""
 
@@ -225,6 +228,8 @@ def method_config(name: str, dataset: str, base: PipelineConfig | None = None) -
     if name != "gated":  # the gated method runs the gate of ``base`` (default, or a tuned config)
         corpus = {"quco-rag": "quco", "gated-corpus": "default"}.get(name)
         data["gate"]["rules"] = _rules(method.acting, dataset, rind=name == "dragin", corpus=corpus)
+    if name not in OWN_METHODS:  # the published methods regenerate after every retrieval
+        data["generation"]["regenerate_without_new_passages"] = True
     if data["prompt"] == "cot":
         data["prompt"] = PROMPTS.get(dataset, "cot")
     data = _merge(data, method.settings)
@@ -234,6 +239,7 @@ def method_config(name: str, dataset: str, base: PipelineConfig | None = None) -
 __all__ = [
     "FIXED_LENGTH_TOKENS",
     "METHODS",
+    "OWN_METHODS",
     "PROMPTS",
     "QUCO_INDEX_TOKENS",
     "QUCO_TAU_ENTITY",

@@ -192,6 +192,11 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
 _MISSING = object()
 
 
+LEGACY_SETTINGS: dict[str, dict[str, Any]] = {"generation": {"regenerate_without_new_passages": True}}
+"""Settings added after runs had started whose default differs from what the code did before
+them: a fingerprint without the setting matches only this value (the earlier behaviour)."""
+
+
 def _diff(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING) -> list[str]:
     """The paths where ``old`` and ``new`` differ. A key absent from ``old`` whose new value equals
     its value in ``added_defaults`` is not a difference: a setting added to gatedrag after the run
@@ -209,13 +214,16 @@ def _diff(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING)
 
 def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
     """Write the fingerprint on first use; refuse a different one later. Settings that did not
-    exist when the fingerprint was written are accepted at their default values."""
+    exist when the fingerprint was written are accepted at the value that reproduces the earlier
+    behaviour: their default, or their :data:`LEGACY_SETTINGS` value."""
     if run_file.is_file():
         try:
             old = json.loads(run_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, OSError) as err:
             raise ConfigError(f"cannot read {run_file}: {err}") from None
         defaults = {"config": PipelineConfig().model_dump(mode="json")}
+        for section, values in LEGACY_SETTINGS.items():
+            defaults["config"][section].update(values)
         changes = _diff(old, current, added_defaults=defaults)
         if changes:
             shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")

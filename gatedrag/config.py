@@ -237,6 +237,10 @@ class GenerationConfig(_Config):
     scheduled_query: Literal["previous_segment", "question"] = "previous_segment"
     """Query of a scheduled retrieval: the segment just written (the papers' description, IRCoT
     style) or the question every time (what DRAGIN's released code does)."""
+    regenerate_without_new_passages: bool = False
+    """Regenerate after a retrieval that found only passages already in the prompt, as the
+    published methods do. ``False`` keeps the doubtful sentence as written (it would be written
+    again from the same evidence) and says so in the trace; the retrieval still counts."""
     accept_after_retrieval: Literal["sentence", "rest"] = "sentence"
     """What is accepted ungated after a retrieval: the regenerated sentence (DRAGIN, FLARE) or the
     whole rest of the answer written with the passages (the released TokenRAG code)."""

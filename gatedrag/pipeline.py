@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ContextLengthError, InputError
@@ -48,6 +49,7 @@ from gatedrag.types import (
 )
 
 StepCallback = Callable[[int, Step], None]
+RetrievalOutcome = Literal["new", "same", "failed"]
 
 
 @dataclass
@@ -230,19 +232,24 @@ class GatedRAG:
                     job.drop_passages, job.passages = False, None
                     self._start(session, key, job)
             if to_retrieve:
-                for (job, _, _), success in zip(to_retrieve, self._retrieve(to_retrieve)):
+                for (job, _, _), outcome in zip(to_retrieve, self._retrieve(to_retrieve)):
                     key = job.index
                     if job.rejected is None:  # a scheduled retrieval: carry on with or without passages
-                        if success:
+                        if outcome == "new":
                             self._start(session, key, job)
                         continue
                     sentence = job.rejected[0]
                     job.rejected = None
-                    if success and self._start(session, key, job):
+                    if outcome == "new" and self._start(session, key, job):
                         job.after_retrieval = True
                         job.ungated = gen.accept_after_retrieval == "rest"
                         continue
-                    self._keep(job, sentence, note="retrieval unavailable; sentence kept")
+                    note = (
+                        "no new passages; sentence kept"
+                        if outcome == "same"
+                        else "retrieval unavailable; sentence kept"
+                    )
+                    self._keep(job, sentence, note=note)
                     if self._is_final(sentence) or key in ended:
                         self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
@@ -432,10 +439,12 @@ class GatedRAG:
             return "act"
         return "continue"
 
-    def _retrieve(self, requests: Sequence[tuple[_Job, str | list[str], str]]) -> list[bool]:
+    def _retrieve(self, requests: Sequence[tuple[_Job, str | list[str], str]]) -> list[RetrievalOutcome]:
         """Run the queries (batched); several queries of one request are retrieved separately and
         their passages pooled (deduplicated, in order). A failing retriever degrades the step
-        instead of raising."""
+        instead of raising. Per request: ``new`` (the row's passages were replaced), ``same`` (every
+        passage is already in the prompt: nothing to regenerate from, unless
+        ``generation.regenerate_without_new_passages``) or ``failed``."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
         groups = [[q] if isinstance(q, str) else list(q) for _, q, _ in requests]
@@ -449,7 +458,7 @@ class GatedRAG:
                     flat.append(self.retriever.retrieve([q], k)[0])
                 except Exception as err:
                     flat.append(err)
-        ok = []
+        ok: list[RetrievalOutcome] = []
         pos = 0
         for (job, _, trigger), group in zip(requests, groups):
             results, pos = flat[pos : pos + len(group)], pos + len(group)
@@ -458,7 +467,7 @@ class GatedRAG:
             if len(errors) == len(results):  # all failed (or no query at all)
                 err = errors[0] if errors else ValueError("no query")
                 step.error = f"retriever failed: {type(err).__name__}: {err}"
-                ok.append(False)
+                ok.append("failed")
             else:
                 job.counts.retrievals += 1
                 pooled: dict[str, Hit] = {}
@@ -474,6 +483,12 @@ class GatedRAG:
                     step.error = (
                         f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
                     )
+                held = {h.passage.id for h in job.passages or []}
+                if hits and not self.config.generation.regenerate_without_new_passages and held >= set(pooled):
+                    step.note = "every passage is already in the prompt"
+                    ok.append("same")
+                    self._record(job, step)
+                    continue
                 if hits:
                     carry = self.config.retrieval.carry_passages
                     new = {h.passage.id for h in hits}
@@ -483,7 +498,7 @@ class GatedRAG:
                     job.mix = False  # new passages: measure again before controlling
                 else:
                     step.error = step.error or "no passage matched the query"
-                ok.append(bool(hits))
+                ok.append("new" if hits else "failed")
             self._record(job, step)
         return ok
 

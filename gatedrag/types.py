@@ -227,6 +227,8 @@ class Step(_Model):
     (``retrieval.carry_passages``)."""
     trigger: str | None = None
     error: str | None = None
+    note: str | None = None
+    """What the controller made of a step that is not an error (a retrieval that found nothing new)."""
 
     @property
     def degraded(self) -> bool:

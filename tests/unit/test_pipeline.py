@@ -147,3 +147,41 @@ def test_carry_passages_keeps_earlier_retrievals_after_the_new_ones(tiny_lm, car
     assert len(retrievals) == 3 and all(r.error is None for r in retrievals)
     assert [r.carried for r in retrievals] == [[], second, third]
     assert prompts[:3] == [["0", "1"], ["1", "2", *second], ["3", "4", *third]]
+
+
+class RepeatingRetriever:
+    """Returns the same two passages for every query."""
+
+    name = "repeating"
+
+    def retrieve(self, queries, k):
+        return [
+            [Hit(passage=Passage(id=str(i), title=f"T{i}", text=f"text {i}"), score=1.0, rank=i + 1) for i in range(2)]
+            for _ in queries
+        ]
+
+
+@pytest.mark.parametrize("regenerate", [False, True])
+def test_a_retrieval_with_nothing_new_keeps_the_sentence_unless_asked_to_regenerate(tiny_lm, regenerate):
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires
+        generation=GenerationConfig(
+            max_answer_tokens=40,
+            max_sentence_tokens=6,
+            retrieve_first=True,
+            max_retrievals=2,
+            regenerate_without_new_passages=regenerate,
+        ),
+    )
+    answer = GatedRAG(tiny_lm, RepeatingRetriever(), cfg).ask("Which came first?")
+    first, second = (s for s in answer.steps if s.kind == "retrieval")
+    assert first.note is None and (second.note is not None) is not regenerate
+    rejected = answer.steps[second.index - 1]
+    assert rejected.kind == "sentence" and rejected.decision.action == "retrieve"
+    assert rejected.accepted is not regenerate  # kept as written, or replaced by a regenerated one
+    if not regenerate:
+        assert rejected.decision.note == "no new passages; sentence kept"
+        assert answer.steps[second.index + 1].trigger is None  # no regeneration followed
+    else:
+        assert answer.steps[second.index + 1].trigger == "regenerated after retrieval"
+    assert answer.counts.retrievals == 2 and not answer.degraded

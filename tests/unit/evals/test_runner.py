@@ -111,3 +111,22 @@ def test_a_setting_added_later_at_its_default_does_not_break_resume(tmp_path):
     run.write_text(json.dumps(current))
     with pytest.raises(ConfigError, match="max_retrievals"):
         check_fingerprint(run, removed)
+
+
+def test_a_later_setting_whose_default_changed_behaviour_matches_only_its_old_value(tmp_path):
+    """regenerate_without_new_passages arrived with a default (False) that changes what gatedrag's
+    own gate does; baselines set True, the earlier behaviour, and keep resuming."""
+    for method, resumes in (("flare", True), ("sr-rag", True), ("gated", False)):
+        run = tmp_path / "hotpotqa" / f"{method}.run.json"
+        cfg = method_config(method, "hotpotqa")
+        assert cfg.generation.regenerate_without_new_passages is resumes
+        current = fingerprint(cfg, dataset="hotpotqa", method=method, corpus_sha256="abc", model=cfg.model.name)
+        older = json.loads(json.dumps(current))
+        del older["config"]["generation"]["regenerate_without_new_passages"]
+        run.parent.mkdir(parents=True, exist_ok=True)
+        run.write_text(json.dumps(older))
+        if resumes:
+            check_fingerprint(run, current)
+        else:
+            with pytest.raises(ConfigError, match="regenerate_without_new_passages: None -> False"):
+                check_fingerprint(run, current)
