@@ -59,6 +59,11 @@ class RetrievalConfig(_Config):
     """Put the question before a doubtful sentence's masked text in its query (the sentence alone
     often lacks the entities a multi-hop question names). Queries a signal formulates itself
     (DRAGIN's attention-based query, QuCo-RAG's claim queries) are left as they are."""
+    query_with_previous: int = Field(default=0, ge=0, le=20)
+    """Put the answer's last N accepted sentences before a doubtful sentence's masked text in its
+    query (after the question, when ``query_with_question``): on a multi-hop question the sentence
+    before usually names the bridge entity the next hop needs, and it was written with evidence,
+    whereas the doubtful sentence's own uncertain tokens are masked."""
     carry_passages: int = Field(default=0, ge=0, le=100)
     """After a new retrieval, keep up to this many passages of the earlier ones in the prompt,
     after the new ones (deduplicated, most recent first; they are the first dropped when the

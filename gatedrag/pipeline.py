@@ -206,6 +206,7 @@ class GatedRAG:
                         self._context(job),
                         max_words=self.config.retrieval.max_query_tokens,
                         include_question=self.config.retrieval.query_with_question,
+                        previous=self._previous_sentences(job),
                     )
                     to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
                 elif job.adjust is not None:
@@ -253,6 +254,11 @@ class GatedRAG:
                     if self._is_final(sentence) or key in ended:
                         self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
+
+    def _previous_sentences(self, job: _Job) -> str:
+        """The answer's last ``retrieval.query_with_previous`` accepted sentences, for a query."""
+        n = self.config.retrieval.query_with_previous
+        return " ".join(s.text.strip() for s in job.accepted[-n:]) if n else ""
 
     def _check_questions(self, jobs: list[_Job]) -> None:
         """QuCo Stage 1: the question-stage signals on every question; retrieve with the question

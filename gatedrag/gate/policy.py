@@ -177,10 +177,12 @@ class Gate:
         *,
         max_words: int = 64,
         include_question: bool = False,
+        previous: str = "",
     ) -> list[str]:
         """Like :meth:`query`, but a signal may ask for several queries whose passages are pooled
-        (QuCo-RAG: one query per unsupported claim). ``include_question`` puts the question before
-        the masked sentence (not before a query a signal formulated itself)."""
+        (QuCo-RAG: one query per unsupported claim). ``include_question`` and ``previous`` (earlier
+        sentences of the answer) go before the masked sentence, not before a query a signal
+        formulated itself."""
         by_name = {v.name: v for v in values}
         for reason in decision.reasons:
             for s in self.signals:
@@ -199,7 +201,16 @@ class Gate:
                     if query:
                         return [truncate_words(query, max_words)]
         mask = self.query_mask(tokens, decision)
-        return [build_query(context.question, tokens, mask, max_words=max_words, include_question=include_question)]
+        return [
+            build_query(
+                context.question,
+                tokens,
+                mask,
+                max_words=max_words,
+                include_question=include_question,
+                previous=previous,
+            )
+        ]
 
     def query_mask(self, tokens: Sequence[TokenStep], decision: Decision) -> set[int]:
         """Tokens to drop from the query: the mask of the first signal that fired."""

@@ -32,14 +32,26 @@ def truncate_words(text: str, max_words: int, *, keep: str = "last") -> str:
 
 
 def build_query(
-    question: str, tokens: Sequence[TokenStep], masked: set[int], *, max_words: int = 64, include_question: bool = False
+    question: str,
+    tokens: Sequence[TokenStep],
+    masked: set[int],
+    *,
+    max_words: int = 64,
+    include_question: bool = False,
+    previous: str = "",
 ) -> str:
     """The retrieval query for a doubtful sentence: the sentence with its doubtful tokens masked,
-    optionally after the question, truncated to its last ``max_words`` words. Falls back to the
-    question when masking leaves nothing."""
+    optionally after the question and after ``previous`` (earlier sentences of the answer),
+    truncated to its last ``max_words`` words. Falls back to the question when masking leaves
+    nothing.
+
+    >>> build_query("Who?", [], set(), previous="X was born in Y.")
+    'Who? X was born in Y.'
+    """
     sentence = masked_text(tokens, masked)
-    query = f"{question} {sentence}" if include_question and sentence else sentence or question
-    return truncate_words(query, max_words)
+    parts = [question] if include_question or not sentence else []
+    parts += [p for p in (previous.strip(), sentence) if p]
+    return truncate_words(" ".join(parts), max_words)
 
 
 __all__ = ["build_query", "masked_text", "truncate_words"]

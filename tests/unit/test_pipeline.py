@@ -185,3 +185,25 @@ def test_a_retrieval_with_nothing_new_keeps_the_sentence_unless_asked_to_regener
     else:
         assert answer.steps[second.index + 1].trigger == "regenerated after retrieval"
     assert answer.counts.retrievals == 2 and not answer.degraded
+
+
+def test_query_with_previous_puts_the_last_accepted_sentences_first(tiny_lm):
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires, masks nothing
+        generation=GenerationConfig(max_answer_tokens=60, max_sentence_tokens=6, max_retrievals=3),
+        retrieval={"query_with_previous": 1, "query_with_question": True},
+    )
+    question = "Which came first?"
+    answer = GatedRAG(tiny_lm, ScriptedRetriever(), cfg).ask(question)
+    accepted_before = []
+    checked = 0
+    for step in answer.steps:
+        if step.kind == "retrieval":
+            rejected = answer.steps[step.index - 1].text.strip()
+            previous = accepted_before[-1] if accepted_before else ""
+            expected = " ".join(p for p in (question, previous, rejected) if p)
+            assert step.query == " ".join(expected.split()[-64:])
+            checked += bool(previous)
+        elif step.kind == "sentence" and step.accepted:
+            accepted_before.append(step.text.strip())
+    assert checked >= 1  # at least one query carried an earlier sentence

@@ -98,6 +98,10 @@ def test_query_masks_doubtful_tokens_and_truncates():
     ]
     assert build_query("Who directed Jaws?", tokens, {4}) == "Jaws was directed by"
     assert build_query("Who directed Jaws?", tokens, set(range(5))) == "Who directed Jaws?"
+    prev = "Jaws is a 1975 film. "
+    assert build_query("Who?", tokens, {4}, previous=prev) == "Jaws is a 1975 film. Jaws was directed by"
+    assert build_query("Who?", tokens, {4}, previous=prev, include_question=True).startswith("Who? Jaws is")
+    assert build_query("Who?", tokens, set(range(5)), previous=prev) == "Who? Jaws is a 1975 film."
     assert truncate_words("one two three four", 2) == "three four"
     assert truncate_words("one two three four", 2, keep="first") == "one two"
     assert (
