@@ -20,7 +20,7 @@ ISSUE4=no-rag,sr-rag,gated,flare,token-rag,dragin,fs-rag,fl-rag
 CORPUS=quco-rag,gated-corpus
 # candidates for the default gate, run beside the baselines as custom methods
 CANDIDATES=(--method gated-q=benchmarks/configs/gated_q.yaml --method gated-rfq=benchmarks/configs/gated_rfq.yaml
-  --method gated-rfq-c3=benchmarks/configs/gated_rfq_c3.yaml)
+  --method gated-rfq-c3=benchmarks/configs/gated_rfq_c3.yaml --method gated-rfqp-c3=benchmarks/configs/gated_rfqp_c3.yaml)
 
 # issue 6: knowledge conflict (PopQA counterfactuals), every alpha and adaptive against plain RAG
 python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --out "$OUT/control/conflict_eps1.jsonl"
