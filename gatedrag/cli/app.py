@@ -61,6 +61,8 @@ def _steps_table(answer: Answer) -> Table:
             passages = ", ".join(f"{p.title} ({p.score:.1f})" for p in s.passages)
             if s.carried:
                 passages += f" + {len(s.carried)} earlier"
+            if s.note:
+                passages += f" [dim]({s.note})[/dim]"
             detail = f"[yellow]{s.error}[/yellow]" if s.error else passages
             table.add_row(str(s.index), f"retrieval ({s.trigger})", f"[cyan]{s.query}[/cyan]", detail, "")
     return table
