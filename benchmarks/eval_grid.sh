@@ -21,6 +21,8 @@ CORPUS=quco-rag,gated-corpus
 # candidates for the default gate, run beside the baselines as custom methods
 CANDIDATES=(--method gated-q=benchmarks/configs/gated_q.yaml --method gated-rfq=benchmarks/configs/gated_rfq.yaml
   --method gated-rfq-c3=benchmarks/configs/gated_rfq_c3.yaml --method gated-rfqp-c3=benchmarks/configs/gated_rfqp_c3.yaml)
+# past 40 questions only the two that led at 40 (carrying earlier passages) go on
+LEADERS=(--method gated-rfq-c3=benchmarks/configs/gated_rfq_c3.yaml --method gated-rfqp-c3=benchmarks/configs/gated_rfqp_c3.yaml)
 
 # issue 6: knowledge conflict (PopQA counterfactuals), every alpha and adaptive against plain RAG
 python benchmarks/bench_control.py conflict --limit 100 --epsilon 1.0 --out "$OUT/control/conflict_eps1.jsonl"
@@ -32,7 +34,9 @@ run --dataset hotpotqa --methods sr-rag,sr-rag-ck --limit 100
 # the default gate's candidates first, against the default
 run --dataset hotpotqa --methods gated "${CANDIDATES[@]}" --limit 40
 
-for N in 40 80 100; do
-  run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" "${CANDIDATES[@]}" --limit "$N"
-  run --dataset 2wikimultihopqa --methods "$ISSUE4,$CORPUS" "${CANDIDATES[@]}" --limit "$N"
+run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" "${CANDIDATES[@]}" --limit 40
+run --dataset 2wikimultihopqa --methods "$ISSUE4,$CORPUS" "${CANDIDATES[@]}" --limit 40
+for N in 80 100; do
+  run --dataset hotpotqa --methods "$ISSUE4,$CORPUS,sr-rag-ck" "${LEADERS[@]}" --limit "$N"
+  run --dataset 2wikimultihopqa --methods "$ISSUE4,$CORPUS" "${LEADERS[@]}" --limit "$N"
 done
