@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from gatedrag.config import DraftConfig, PipelineConfig
+from gatedrag.config import DraftConfig, GenerationConfig, PipelineConfig
 from gatedrag.errors import ConfigError
 
 from .baselines import PROMPTS
 from .datasets import DEFAULT_DATA_DIR, dataset_spec
 from .metrics import score
-from .runner import ProgressCallback, QuestionRecord, RunSummary, evaluate_configs
+from .runner import ProgressCallback, QuestionRecord, RunSummary, evaluate_configs, fingerprint
 
 THRESHOLD_FIELD = {
     "token_rag": "theta",
@@ -275,12 +277,31 @@ def tune_draft(
     data = base.model_dump(mode="json")
     data["draft"] = None
     data["generation"]["retrieve_first"] = True
+    if base.generation.accept_after_retrieval == "rest":  # the rewrite after a draft is not gated
+        for rule in data["gate"]["rules"]:
+            rule["act"] = False
     full_cfg = PipelineConfig.model_validate(data)  # what an abandoned draft turns into
-    data["generation"]["retrieve_first"] = False
-    data["generation"]["max_retrievals"] = 0
-    data["draft"] = judges[values[0]]  # the budget of 0 keeps every draft; the judge is only traced
-    closed_cfg = PipelineConfig.model_validate(data)
-    names = {"closed": f"tune-draft-{signal}-closed-book", "full": "tune-draft-with-passages"}
+    # the closed-book run depends only on the model, prompt, gate (traced) and how the answer is cut,
+    # so bases that differ in their retrieval settings share it
+    gen = base.generation
+    closed_cfg = PipelineConfig(
+        model=base.model,
+        prompt=base.prompt,
+        gate=base.gate,
+        generation=GenerationConfig(
+            max_answer_tokens=gen.max_answer_tokens,
+            max_sentence_tokens=gen.max_sentence_tokens,
+            segment_tokens=gen.segment_tokens,
+            stop_strings=gen.stop_strings,
+            answer_marker=gen.answer_marker,
+            batch_size=gen.batch_size,
+            max_retrievals=0,  # every draft is kept; the judge is only traced
+        ),
+        draft=DraftConfig.model_validate(judges[values[0]]),
+    )
+    what = fingerprint(full_cfg, dataset=spec.name, method="", corpus_sha256="", model=full_cfg.model.name)
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    names = {"closed": f"tune-draft-{signal}-closed-book", "full": f"tune-draft-with-passages-{digest[:8]}"}
     records: dict[str, list[QuestionRecord]] = {}
     closed_summary, full_summary = evaluate_configs(
         spec.name,

@@ -262,7 +262,8 @@ def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_di
     assert tuned.gate.rules[0].theta == 1.0  # the base gate is kept
 
     closed = read_records(out / "hotpotqa" / "tune-draft-flare-closed-book.jsonl")
-    full = read_records(out / "hotpotqa" / "tune-draft-with-passages.jsonl")
+    (full_file,) = (out / "hotpotqa").glob("tune-draft-with-passages-*.jsonl")
+    full = read_records(full_file)
     assert [r.counts.retrievals for r in closed] == [0, 0] and all(r.counts.retrievals >= 1 for r in full)
     for theta, expected in [(0.001, closed), (1.0, full)]:  # a real draft run answers what the replay says
         cfg = tuned.model_copy(update={"draft": DraftConfig(rules=[FlareRule(theta=theta)])})
@@ -273,5 +274,12 @@ def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_di
         assert [r.text for r in got[f"draft-{theta}"]] == [r.text for r in expected]
         extra = 0 if theta < 0.5 else 1  # an abandoned draft's retrieval is the with-passages run's first
         assert [r.counts.retrievals for r in got[f"draft-{theta}"]] == [r.counts.retrievals * extra for r in expected]
+    # another base that differs in its retrieval settings reuses the closed-book run
+    other = tmp_path / "other.yaml"
+    other.write_text(base.read_text() + "retrieval: {carry_passages: 3}\n")
+    again = CliRunner().invoke(app, [str(other) if a == str(base) else a for a in args])
+    assert again.exit_code == 0, again.output
+    assert len(list((out / "hotpotqa").glob("tune-draft-with-passages-*.jsonl"))) == 2
+    assert len(read_records(out / "hotpotqa" / "tune-draft-flare-closed-book.jsonl")) == 2
     bad = CliRunner().invoke(app, [*args[:5], "cooc", *args[6:]])
     assert bad.exit_code != 0 and "replayable signals" in bad.output
