@@ -178,7 +178,8 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     data["retrieval"].pop("index_dir", None)
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
-    if any(r["signal"] in CORPUS_SIGNALS for r in data["gate"]["rules"]):
+    draft_rules = (data.get("draft") or {}).get("rules", [])
+    if any(r["signal"] in CORPUS_SIGNALS for r in [*data["gate"]["rules"], *draft_rules]):
         for key in ("timeout_s", "retries", "cache_size"):
             data["corpus_stats"].pop(key, None)
     else:  # corpus statistics are not read: their settings cannot change the answers
@@ -338,6 +339,11 @@ def evaluate(
     )
 
 
+def _all_rules(config: PipelineConfig) -> list[Any]:
+    """The gate's rules and the draft's: every signal a run computes."""
+    return [*config.gate.rules, *(config.draft.rules if config.draft is not None else [])]
+
+
 def evaluate_configs(
     dataset: str,
     configs: dict[str, PipelineConfig],
@@ -349,12 +355,15 @@ def evaluate_configs(
     on_record: ProgressCallback | None = None,
     on_method: Callable[[str, int, int], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    records_out: dict[str, list[QuestionRecord]] | None = None,
 ) -> list[RunSummary]:
     """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
-    ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's."""
+    ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's.
+    ``records_out``, if given, receives each config's records of these questions."""
     from gatedrag import GatedRAG
     from gatedrag.gate import Gate
     from gatedrag.lm.hf import HFLanguageModel
+    from gatedrag.pipeline import build_draft_gate
     from gatedrag.prompts import PromptTemplate
     from gatedrag.retrieval.corpus import corpus_sha256
     from gatedrag.retrieval.factory import build_retriever
@@ -380,7 +389,7 @@ def evaluate_configs(
         current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
         check_fingerprint(dest / f"{m}.run.json", current)
     corpus_stats = extractor = None
-    if any(r.signal in CORPUS_SIGNALS for c in configs.values() for r in c.gate.rules):
+    if any(r.signal in CORPUS_SIGNALS for c in configs.values() for r in _all_rules(c)):
         from gatedrag.corpus.factory import build_corpus_stats
 
         corpus_stats = build_corpus_stats(first.corpus_stats, corpus, progress=progress)
@@ -397,9 +406,17 @@ def evaluate_configs(
         if on_method is not None:
             have = {r.id for r in read_records(out_file)}
             on_method(m, sum(1 for e in examples if e.id in have), len(examples))
-        rag = GatedRAG(lm, retriever, cfg, gate=Gate(cfg.gate, corpus=corpus_stats, extractor=extractor))
+        rag = GatedRAG(
+            lm,
+            retriever,
+            cfg,
+            gate=Gate(cfg.gate, corpus=corpus_stats, extractor=extractor),
+            draft_gate=build_draft_gate(cfg, corpus=corpus_stats, extractor=extractor),
+        )
         t0 = time.perf_counter()
         records = run_method(rag, examples, out_file, method=m, on_record=on_record)
+        if records_out is not None:
+            records_out[m] = records
         n = max(1, len(records))
         summaries.append(
             RunSummary(

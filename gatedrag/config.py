@@ -277,6 +277,49 @@ class CorpusStatsConfig(_Config):
     """Entity/claim extractor: the packaged spaCy pipeline, or the answering model prompted few-shot."""
 
 
+def _default_draft_rules() -> list[SignalRule]:
+    return [FlareRule(theta=0.2)]
+
+
+class DraftConfig(_Config):
+    """Closed-book draft first: retrieve only when the model's own answer is doubtful.
+
+    The answer is first written without passages and each draft sentence is judged by ``rules``
+    (their own thresholds, independent of ``gate.rules``). A draft with no doubtful sentence is the
+    answer, with no retrieval. The first doubtful sentence abandons the draft: passages are retrieved
+    with the question and the answer is written again from its start with them in the prompt, gated
+    by ``gate.rules`` as usual (``generation.accept_after_retrieval="rest"`` accepts that rewrite
+    ungated, i.e. single retrieval only when the draft is doubtful). Drafts stop at the first
+    doubtful sentence, so an abandoned draft costs only the tokens written until then.
+
+    The default judge is original FLARE's rule at ``theta=0.2``: the draft is doubtful when one of
+    its tokens has probability below 0.2 (signal ``1 - min p`` above 0.8). Tune it with
+    ``gatedrag tune --draft``.
+
+    Example:
+        >>> from gatedrag.config import PipelineConfig
+        >>> cfg = PipelineConfig.model_validate({"draft": {"rules": [{"signal": "flare", "theta": 0.25}]}})
+        >>> cfg.draft.rules[0].theta
+        0.25
+    """
+
+    rules: list[SignalRule] = Field(default_factory=_default_draft_rules, min_length=1)
+    combine: Literal["any", "all"] = "any"
+
+    @model_validator(mode="after")
+    def _judges(self) -> DraftConfig:
+        names = [r.signal for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError(f"each signal may appear once in draft.rules, got {names}")
+        if any(r.signal == "entity_freq" for r in self.rules):
+            raise ValueError("entity_freq judges the question, not a draft sentence: put it in gate.rules")
+        if any(r.signal == "confidence_gain" for r in self.rules):
+            raise ValueError("confidence_gain needs retrieved passages, which a draft is written without")
+        if not any(r.act and getattr(r, "threshold", 0.0) is not None for r in self.rules):
+            raise ValueError("draft.rules needs an acting rule with a threshold to judge the draft")
+        return self
+
+
 class KnowledgeControlConfig(_Config):
     """CK-PLUG knowledge-reliance control (anchors §2): how next-token logits are re-mixed between
     the with-context (z_c) and without-context (z_p) branches when they conflict.
@@ -313,6 +356,17 @@ class PipelineConfig(_Config):
     with retrieved passages is decoded under control (CK-PLUG's own RAG setting)."""
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
+    draft: DraftConfig | None = None
+    """Write a closed-book draft first and retrieve only if it is doubtful (see :class:`DraftConfig`);
+    ``None`` (default): the gate judges sentences written as they come."""
+
+    @model_validator(mode="after")
+    def _draft_compatible(self) -> PipelineConfig:
+        if self.draft is not None and self.generation.retrieve_first:
+            raise ValueError(
+                "draft and generation.retrieve_first exclude each other: a draft is written before any retrieval"
+            )
+        return self
 
 
 def _format_validation_error(err: ValidationError) -> str:
@@ -362,6 +416,7 @@ __all__ = [
     "ConfidenceGainRule",
     "CooccurrenceRule",
     "CorpusStatsConfig",
+    "DraftConfig",
     "EntityFrequencyRule",
     "EntropyRule",
     "FlareRule",

@@ -24,9 +24,9 @@ import re
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from gatedrag.config import PipelineConfig
+from gatedrag.config import GateConfig, PipelineConfig
 from gatedrag.errors import ContextLengthError, InputError
 from gatedrag.gate import Gate
 from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
@@ -49,6 +49,7 @@ from gatedrag.types import (
 )
 
 StepCallback = Callable[[int, Step], None]
+DRAFT_TRIGGER = "closed-book draft"
 RetrievalOutcome = Literal["new", "same", "failed"]
 
 
@@ -71,9 +72,17 @@ class _Job:
     segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
     rejected: tuple[Sentence, Decision, list[SignalValue]] | None = None
     scheduled: tuple[str, str] | None = None  # (query, trigger) of a retrieval due before the next segment
+    drafting: bool = False  # writing the closed-book draft (``PipelineConfig.draft``)
     done: bool = False
     finish: AnswerFinish = "answer"
     on_step: StepCallback | None = None
+
+
+def build_draft_gate(config: PipelineConfig, *, corpus: Any = None, extractor: Any = None) -> Gate | None:
+    """The gate that judges a closed-book draft (``config.draft``), or ``None`` without a draft."""
+    if config.draft is None:
+        return None
+    return Gate(GateConfig(rules=config.draft.rules, combine=config.draft.combine), corpus=corpus, extractor=extractor)
 
 
 def validate_question(question: object) -> str:
@@ -113,12 +122,15 @@ class GatedRAG:
         *,
         gate: Gate | None = None,
         prompt: PromptTemplate | None = None,
+        draft_gate: Gate | None = None,
     ):
         self.lm = lm
         self.retriever = retriever
         self.config = config or PipelineConfig()
         self.gate = gate or Gate(self.config.gate)
         self.prompt = prompt or PromptTemplate.load(self.config.prompt)
+        self.draft_gate = draft_gate or build_draft_gate(self.config)
+        """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
 
     @classmethod
     def from_config(
@@ -132,7 +144,8 @@ class GatedRAG:
         config = config or PipelineConfig()
         retriever = build_retriever(config.retrieval, progress=progress)
         corpus = None
-        if any(r.signal in CORPUS_SIGNALS for r in config.gate.rules):
+        draft_rules = config.draft.rules if config.draft is not None else []
+        if any(r.signal in CORPUS_SIGNALS for r in [*config.gate.rules, *draft_rules]):
             from gatedrag.corpus.factory import build_corpus_stats
             from gatedrag.retrieval.corpus import demo_corpus_path
 
@@ -146,7 +159,13 @@ class GatedRAG:
             from gatedrag.corpus.extract import load_extractor
 
             extractor = load_extractor(config.corpus_stats.extractor, lm=lm)
-        return cls(lm, retriever, config, gate=Gate(config.gate, corpus=corpus, extractor=extractor))
+        return cls(
+            lm,
+            retriever,
+            config,
+            gate=Gate(config.gate, corpus=corpus, extractor=extractor),
+            draft_gate=build_draft_gate(config, corpus=corpus, extractor=extractor),
+        )
 
     # -- public API -----------------------------------------------------------------------------
     def ask(self, question: str, *, on_step: StepCallback | None = None) -> Answer:
@@ -175,6 +194,9 @@ class GatedRAG:
             self._retrieve([(j, j.question, "before generation") for j in jobs.values()])
         elif self.gate.question_signals:
             self._check_questions(list(jobs.values()))
+        if self.draft_gate is not None and self.retriever is not None:
+            for job in jobs.values():
+                job.drafting = job.passages is None  # not for a question already sent to retrieval
         for key, job in jobs.items():
             self._start(session, key, job, initial=True)
         rounds = 0
@@ -197,7 +219,10 @@ class GatedRAG:
                 job.counts.generated_tokens += out.new_tokens
                 if out.finish in ("eos", "stop", "budget"):
                     ended[key] = out.finish  # type: ignore[assignment]
-                if job.rejected is not None:
+                if job.rejected is not None and job.drafting:
+                    query = truncate_words(job.question, self.config.retrieval.max_query_tokens)
+                    to_retrieve.append((job, query, f"doubtful draft sentence {len(job.accepted) + 1}"))
+                elif job.rejected is not None:
                     sentence, decision, values = job.rejected
                     query = self.gate.queries(
                         sentence.tokens,
@@ -241,6 +266,13 @@ class GatedRAG:
                         continue
                     sentence = job.rejected[0]
                     job.rejected = None
+                    if job.drafting:
+                        job.drafting = False
+                        if outcome == "new":
+                            self._discard_draft(job)
+                            if self._start(session, key, job):
+                                job.ungated = gen.accept_after_retrieval == "rest"
+                                continue
                     if outcome == "new" and self._start(session, key, job):
                         job.after_retrieval = True
                         job.ungated = gen.accept_after_retrieval == "rest"
@@ -254,6 +286,51 @@ class GatedRAG:
                     if self._is_final(sentence) or key in ended:
                         self._finish(session, key, job, ended.get(key, "answer"))
         return [self._answer(jobs[k]) for k, _ in items]
+
+    def _discard_draft(self, job: _Job) -> None:
+        """Drop the closed-book draft: the answer is written again from its start with passages."""
+        for step in job.steps:
+            if step.kind == "sentence" and step.trigger == DRAFT_TRIGGER:
+                step.accepted = False
+                step.note = "closed-book draft, discarded: the answer was written again with passages"
+        job.accepted, job.accepted_ids = [], []
+
+    def _on_draft_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
+        """A sentence of the closed-book draft: judged by the draft's rules only. The main gate's
+        signals are computed too, for the trace, but do not act on a draft."""
+        assert self.draft_gate is not None
+        context = self._context(job) if self.draft_gate.needs_context or self.gate.needs_context else None
+        values, decision = self.draft_gate.evaluate(sentence.tokens, context)
+        shown = {v.name for v in values}
+        for v in self.gate.evaluate(sentence.tokens, context)[0]:
+            if v.name not in shown:
+                values.append(v.model_copy(update={"acting": False}))
+        if decision.action != "accept":
+            if job.counts.retrievals >= self.config.generation.max_retrievals:
+                decision.action = "accept"
+                decision.note = f"retrieval budget of {self.config.generation.max_retrievals} spent"
+            else:
+                decision.action, decision.note = "retrieve", "draft abandoned: retrieve with the question"
+        self._record(
+            job,
+            Step(
+                index=len(job.steps),
+                kind="sentence",
+                text=sentence.text,
+                tokens=len(sentence.tokens),
+                signals=values,
+                decision=decision,
+                trigger=DRAFT_TRIGGER,
+            ),
+        )
+        if decision.action == "retrieve":
+            job.rejected = (sentence, decision, values)
+            return "act"
+        self._keep(job, sentence)
+        if self._is_final(sentence):
+            job.done, job.finish = True, "answer"
+            return "done"
+        return "continue"
 
     def _previous_sentences(self, job: _Job) -> str:
         """The answer's last ``retrieval.query_with_previous`` accepted sentences, for a query."""
@@ -361,6 +438,8 @@ class GatedRAG:
 
     def _on_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
         """The sentence hook: gate the sentence, record it, and say whether the row goes on."""
+        if job.drafting:
+            return self._on_draft_sentence(job, sentence)
         gate_cfg, gen = self.config.gate, self.config.generation
         context = self._context(job) if self.gate.needs_context else None
         signals, decision = self.gate.evaluate(sentence.tokens, context)
@@ -548,4 +627,4 @@ class GatedRAG:
         return float(min(1.0, math.exp(sum(logps) / len(logps)))) if logps else 0.0
 
 
-__all__ = ["GatedRAG", "extract_answer", "validate_question"]
+__all__ = ["DRAFT_TRIGGER", "GatedRAG", "build_draft_gate", "extract_answer", "validate_question"]

@@ -191,10 +191,18 @@ def run_tune(
     model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft",
+            help="Tune the judge of a closed-book draft (the config's `draft`) instead of the gate: "
+            "two runs (closed-book, and with passages from the start) replayed at every threshold.",
+        ),
+    ] = False,
 ) -> None:
     """Sweep SIGNAL's threshold on a dev split; write the chosen config (YAML) and the sweep table."""
     from gatedrag.errors import ConfigError
-    from gatedrag.evals.tuning import tune
+    from gatedrag.evals.tuning import tune, tune_draft
 
     with user_errors():
         try:
@@ -204,6 +212,28 @@ def run_tune(
         base = _base_config(config, model, device, batch_size)
         quiet_libraries()
         bars = _Bars()
+        if draft:
+            with bars.progress:
+                drafted = tune_draft(
+                    dataset,
+                    signal,
+                    thresholds,
+                    out=out,
+                    limit=limit,
+                    offset=offset,
+                    data_dir=data,
+                    base=base,
+                    max_retrievals=max_retrievals,
+                    on_record=bars.on_record,
+                    on_method=bars.on_method,
+                    progress=bars.log,
+                )
+            console.print(_draft_table(drafted))
+            console.print(
+                f"Chosen draft {signal} threshold: {drafted.chosen:g} → {drafted.config_path} "
+                f"(table: {drafted.table_path})"
+            )
+            return
         with bars.progress:
             result = tune(
                 dataset,
@@ -221,6 +251,23 @@ def run_tune(
             )
     console.print(_summary_table(f"{result.dataset}: {signal} sweep", [r.summary for r in result.rows]))
     console.print(f"Chosen {signal} threshold: {result.chosen:g} → {result.config_path} (table: {result.table_path})")
+
+
+def _draft_table(result: Any) -> Table:
+    table = Table(title=f"{result.dataset}: draft judged by {result.signal}")
+    for col in ("threshold", "drafts kept", "EM", "F1", "Acc", "retrievals/q"):
+        table.add_column(col, justify="right")
+    for r in result.rows:
+        mark = " *" if r.value == result.chosen else ""
+        table.add_row(
+            f"{r.value:g}{mark}",
+            f"{r.kept:.0%}",
+            f"{r.em:.3f}",
+            f"{r.f1:.3f}",
+            f"{r.acc:.3f}",
+            f"{r.retrievals_per_q:.2f}",
+        )
+    return table
 
 
 __all__ = ["run_eval", "run_report", "run_tune"]

@@ -6,10 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from gatedrag.cli.app import app
-from gatedrag.config import load_config
+from gatedrag.config import DraftConfig, FlareRule, load_config
+from gatedrag.errors import ConfigError
 from gatedrag.evals.report import summarize
-from gatedrag.evals.runner import QuestionRecord, RecordWriter, RunSummary
-from gatedrag.evals.tuning import SweepRow, choose, with_threshold
+from gatedrag.evals.runner import QuestionRecord, RecordWriter, RunSummary, evaluate_configs, read_records
+from gatedrag.evals.tuning import SweepRow, choose, fired_threshold, replay_draft, with_threshold
 from gatedrag.types import Counts
 
 
@@ -206,3 +207,79 @@ def test_eval_cli_refuses_bad_custom_methods(tmp_path, value, message):
         app, ["eval", "--dataset", "hotpotqa", "--methods", "none", "--method", value, "--out", str(tmp_path)]
     )
     assert result.exit_code == 1 and message in result.output
+
+
+def draft_rec(i, *, em, flare, retrievals, text):
+    r = rec(i, em, retrievals, 0.5, 0.1)
+    return r.model_copy(update={"signals": {"flare": flare}, "text": text})
+
+
+def test_replay_draft_keeps_a_draft_only_when_no_sentence_crosses_the_threshold():
+    closed = [
+        draft_rec(0, em=1.0, flare=[0.1, 0.3], retrievals=0, text="c0"),  # confident and right
+        draft_rec(1, em=0.0, flare=[0.2, 0.9], retrievals=0, text="c1"),  # one doubtful sentence, wrong
+        draft_rec(2, em=0.0, flare=[0.5], retrievals=0, text="c2"),
+    ]
+    full = [
+        draft_rec(0, em=0.0, flare=[0.1], retrievals=2, text="f0"),
+        draft_rec(1, em=1.0, flare=[0.1], retrievals=1, text="f1"),
+        draft_rec(2, em=1.0, flare=[0.1], retrievals=1, text="f2"),
+    ]
+    assert fired_threshold("flare", 0.2) == pytest.approx(0.8) and fired_threshold("gnll", 3.0) == 3.0
+    # FLARE theta 0.6: a sentence is doubtful when 1 - min p > 0.4 -> drafts 1 and 2 are replaced
+    row = replay_draft("flare", 0.6, closed, full)
+    assert (row.kept, row.em, row.retrievals_per_q) == (pytest.approx(1 / 3), 1.0, pytest.approx(2 / 3))
+    # theta 0.05: only values above 0.95 are doubtful -> every draft kept, no retrieval
+    row = replay_draft("flare", 0.05, closed, full)
+    assert (row.kept, row.em, row.retrievals_per_q) == (1.0, pytest.approx(1 / 3), 0.0)
+    # theta 1.0: every sentence is doubtful -> the with-passages answers
+    row = replay_draft("flare", 1.0, closed, full)
+    assert (row.kept, row.em, row.retrievals_per_q) == (0.0, pytest.approx(2 / 3), pytest.approx(4 / 3))
+    with pytest.raises(ConfigError, match="do not trace 'gnll'"):
+        replay_draft("gnll", 1.0, closed, full)
+
+
+def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_dir, tmp_path):
+    model_dir = tmp_path / "tiny-model"
+    tiny_lm.model.save_pretrained(model_dir)
+    tiny_lm.tokenizer.save_pretrained(model_dir)
+    (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
+        "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
+        "gate: {rules: [{signal: token_rag, theta: 1.0}]}\n"
+    )
+    out = tmp_path / "tune"
+    args = ["tune", "--draft", "--dataset", "hotpotqa", "--signal", "flare", "--values", "0.001,1", "--limit", "2"]
+    args += ["--out", str(out), "--data", str(data_dir), "--config", str(base), "--max-retrievals", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = (out / "tune_draft_hotpotqa_flare.md").read_text()
+    assert "| 0.001 **(chosen)** | 100% |" in table and "| 1 | 0% |" in table
+    tuned = load_config(out / "tuned_draft_hotpotqa_flare.yaml")
+    assert tuned.draft.rules[0].theta == 0.001 and not tuned.generation.retrieve_first
+    assert tuned.gate.rules[0].theta == 1.0  # the base gate is kept
+
+    closed = read_records(out / "hotpotqa" / "tune-draft-flare-closed-book.jsonl")
+    (full_file,) = (out / "hotpotqa").glob("tune-draft-with-passages-*.jsonl")
+    full = read_records(full_file)
+    assert [r.counts.retrievals for r in closed] == [0, 0] and all(r.counts.retrievals >= 1 for r in full)
+    for theta, expected in [(0.001, closed), (1.0, full)]:  # a real draft run answers what the replay says
+        cfg = tuned.model_copy(update={"draft": DraftConfig(rules=[FlareRule(theta=theta)])})
+        got: dict = {}
+        evaluate_configs(
+            "hotpotqa", {f"draft-{theta}": cfg}, out=out, limit=2, offset=100, data_dir=data_dir, records_out=got
+        )
+        assert [r.text for r in got[f"draft-{theta}"]] == [r.text for r in expected]
+        extra = 0 if theta < 0.5 else 1  # an abandoned draft's retrieval is the with-passages run's first
+        assert [r.counts.retrievals for r in got[f"draft-{theta}"]] == [r.counts.retrievals * extra for r in expected]
+    # another base that differs in its retrieval settings reuses the closed-book run
+    other = tmp_path / "other.yaml"
+    other.write_text(base.read_text() + "retrieval: {carry_passages: 3}\n")
+    again = CliRunner().invoke(app, [str(other) if a == str(base) else a for a in args])
+    assert again.exit_code == 0, again.output
+    assert len(list((out / "hotpotqa").glob("tune-draft-with-passages-*.jsonl"))) == 2
+    assert len(read_records(out / "hotpotqa" / "tune-draft-flare-closed-book.jsonl")) == 2
+    bad = CliRunner().invoke(app, [*args[:5], "cooc", *args[6:]])
+    assert bad.exit_code != 0 and "replayable signals" in bad.output
