@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from gatedrag.config import DraftConfig, GenerationConfig, PipelineConfig
+from gatedrag.config import DraftConfig, PipelineConfig
 from gatedrag.errors import ConfigError
 
 from .baselines import PROMPTS
@@ -269,11 +269,11 @@ def tune_draft(
     if not own_prompt:
         base = base.model_copy(update={"prompt": PROMPTS.get(spec.name, "cot")})
     values = sorted(set(values))
+    draft = base.draft or DraftConfig()
+    own = next((r.model_dump(mode="json") for r in draft.rules if r.signal == signal), {"signal": signal})
     judges = {
-        v: (base.draft or DraftConfig()).model_dump(mode="json") | {"rules": [{"signal": signal}]} for v in values
+        v: draft.model_dump(mode="json") | {"rules": [own | {THRESHOLD_FIELD[signal]: v, "act": True}]} for v in values
     }
-    for v, judge in judges.items():
-        judge["rules"][0][THRESHOLD_FIELD[signal]] = v
     data = base.model_dump(mode="json")
     data["draft"] = None
     data["generation"]["retrieve_first"] = True
@@ -281,27 +281,37 @@ def tune_draft(
         for rule in data["gate"]["rules"]:
             rule["act"] = False
     full_cfg = PipelineConfig.model_validate(data)  # what an abandoned draft turns into
-    # the closed-book run depends only on the model, prompt, gate (traced) and how the answer is cut,
-    # so bases that differ in their retrieval settings share it
+    # The closed-book run: the base gate with every rule traced only (the judge's rule in place of
+    # the gate's own for that signal) and no retrieval. It depends only on the model, prompt, gate
+    # and how the answer is cut, so bases that differ in their retrieval settings share it.
+    judge_rule = judges[values[0]]["rules"][0] | {"act": False}
+    rules = [r for r in base.model_dump(mode="json")["gate"]["rules"] if r["signal"] != signal] + [judge_rule]
     gen = base.generation
-    closed_cfg = PipelineConfig(
-        model=base.model,
-        prompt=base.prompt,
-        gate=base.gate,
-        generation=GenerationConfig(
-            max_answer_tokens=gen.max_answer_tokens,
-            max_sentence_tokens=gen.max_sentence_tokens,
-            segment_tokens=gen.segment_tokens,
-            stop_strings=gen.stop_strings,
-            answer_marker=gen.answer_marker,
-            batch_size=gen.batch_size,
-            max_retrievals=0,  # every draft is kept; the judge is only traced
-        ),
-        draft=DraftConfig.model_validate(judges[values[0]]),
+    closed_cfg = PipelineConfig.model_validate(
+        {
+            "model": base.model.model_dump(mode="json"),
+            "prompt": base.prompt,
+            "gate": {"rules": [r | {"act": False} for r in rules]},
+            "generation": {
+                "max_answer_tokens": gen.max_answer_tokens,
+                "max_sentence_tokens": gen.max_sentence_tokens,
+                "segment_tokens": gen.segment_tokens,
+                "stop_strings": gen.stop_strings,
+                "answer_marker": gen.answer_marker,
+                "batch_size": gen.batch_size,
+                "max_retrievals": 0,
+            },
+        }
     )
-    what = fingerprint(full_cfg, dataset=spec.name, method="", corpus_sha256="", model=full_cfg.model.name)
-    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
-    names = {"closed": f"tune-draft-{signal}-closed-book", "full": f"tune-draft-with-passages-{digest[:8]}"}
+
+    def digest(cfg: PipelineConfig) -> str:
+        what = fingerprint(cfg, dataset=spec.name, method="", corpus_sha256="", model=cfg.model.name)
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+
+    names = {
+        "closed": f"tune-draft-closed-book-{digest(closed_cfg)}",
+        "full": f"tune-draft-with-passages-{digest(full_cfg)}",
+    }
     records: dict[str, list[QuestionRecord]] = {}
     closed_summary, full_summary = evaluate_configs(
         spec.name,
