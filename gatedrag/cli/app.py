@@ -56,7 +56,8 @@ def _steps_table(answer: Answer) -> Table:
             if s.decision and s.decision.note:
                 decision += f" ({s.decision.note})"
             text = s.text if s.accepted or s.kind == "question" else f"[dim strike]{s.text}[/dim strike]"
-            table.add_row(str(s.index), s.kind, text, sig, decision)
+            kind = f"{s.kind} ({s.trigger})" if s.trigger else s.kind  # draft, regenerated, ...
+            table.add_row(str(s.index), kind, text, sig, decision)
         else:
             passages = ", ".join(f"{p.title} ({p.score:.1f})" for p in s.passages)
             if s.carried:

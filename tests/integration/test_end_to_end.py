@@ -57,3 +57,20 @@ def test_cli_prints_json_and_refuses_bad_input(tmp_path):
     corpus.write_text(json.dumps({"id": "1", "title": "T", "text": "alpha beta"}) + "\n")
     result = runner.invoke(app, ["index", "build", str(corpus), "--out", str(tmp_path / "idx")])
     assert result.exit_code == 0 and (tmp_path / "idx" / "gatedrag-index.json").exists()
+
+
+def test_draft_first_keeps_a_confident_answer_and_retrieves_for_a_doubtful_one(default_rag):
+    from gatedrag.config import DraftConfig
+
+    config = default_rag.config.model_copy(update={"draft": DraftConfig()})
+    rag = GatedRAG(default_rag.lm, default_rag.retriever, config)
+    known, unknown = rag.batch(["What is the capital of France?", QUESTION])
+    assert "paris" in known.answer.lower() and known.counts.retrievals == 0, known.text
+    assert all(s.trigger == "closed-book draft" and s.accepted for s in known.steps if s.kind == "sentence")
+
+    assert unknown.counts.retrievals >= 1 and "weissman" in unknown.answer.lower(), unknown.text
+    abandoned = next(s for s in unknown.steps if s.kind == "sentence" and s.decision.action == "retrieve")
+    assert abandoned.trigger == "closed-book draft" and not abandoned.accepted
+    first_retrieval = unknown.steps[abandoned.index + 1]
+    assert first_retrieval.query == QUESTION and first_retrieval.trigger.startswith("doubtful draft sentence")
+    assert unknown.text == " ".join(s.text for s in unknown.steps if s.kind == "sentence" and s.accepted)
