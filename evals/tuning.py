@@ -108,6 +108,14 @@ def _table(rows: Sequence[SweepRow], signal: str, chosen: float) -> str:
     return "\n".join(lines)
 
 
+def _with_dataset_prompt(base: PipelineConfig, dataset: str) -> tuple[PipelineConfig, bool]:
+    """``base`` with the dataset's few-shot prompt unless it names its own template (then ``True``:
+    that template is written into the chosen config)."""
+    if base.prompt != "cot":
+        return base, True
+    return base.model_copy(update={"prompt": PROMPTS.get(dataset, "cot")}), False
+
+
 def tune(
     dataset: str,
     signal: str,
@@ -127,10 +135,7 @@ def tune(
     if not values:
         raise ConfigError("give at least one threshold value to sweep")
     spec = dataset_spec(dataset)
-    base = base or PipelineConfig()
-    own_prompt = base.prompt != "cot"  # a user's template is written into the chosen config
-    if not own_prompt:
-        base = base.model_copy(update={"prompt": PROMPTS.get(spec.name, "cot")})
+    base, own_prompt = _with_dataset_prompt(base or PipelineConfig(), spec.name)
     values = sorted(set(values))
     configs = {f"tune-{signal}-{v:g}": with_threshold(base, signal, v) for v in values}
     summaries = evaluate_configs(
@@ -264,10 +269,7 @@ def tune_draft(
     if not values:
         raise ConfigError("give at least one threshold value to sweep")
     spec = dataset_spec(dataset)
-    base = base or PipelineConfig()
-    own_prompt = base.prompt != "cot"  # a user's template is written into the chosen config
-    if not own_prompt:
-        base = base.model_copy(update={"prompt": PROMPTS.get(spec.name, "cot")})
+    base, own_prompt = _with_dataset_prompt(base or PipelineConfig(), spec.name)
     values = sorted(set(values))
     draft = base.draft or DraftConfig()
     own = next((r.model_dump(mode="json") for r in draft.rules if r.signal == signal), {"signal": signal})

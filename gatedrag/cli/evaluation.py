@@ -212,22 +212,20 @@ def run_tune(
         base = _base_config(config, model, device, batch_size)
         quiet_libraries()
         bars = _Bars()
+        common: dict[str, Any] = {
+            "out": out,
+            "limit": limit,
+            "offset": offset,
+            "data_dir": data,
+            "base": base,
+            "max_retrievals": max_retrievals,
+            "on_record": bars.on_record,
+            "on_method": bars.on_method,
+            "progress": bars.log,
+        }
         if draft:
             with bars.progress:
-                drafted = tune_draft(
-                    dataset,
-                    signal,
-                    thresholds,
-                    out=out,
-                    limit=limit,
-                    offset=offset,
-                    data_dir=data,
-                    base=base,
-                    max_retrievals=max_retrievals,
-                    on_record=bars.on_record,
-                    on_method=bars.on_method,
-                    progress=bars.log,
-                )
+                drafted = tune_draft(dataset, signal, thresholds, **common)
             console.print(_draft_table(drafted))
             console.print(
                 f"Chosen draft {signal} threshold: {drafted.chosen:g} → {drafted.config_path} "
@@ -235,20 +233,7 @@ def run_tune(
             )
             return
         with bars.progress:
-            result = tune(
-                dataset,
-                signal,
-                thresholds,
-                out=out,
-                limit=limit,
-                offset=offset,
-                data_dir=data,
-                base=base,
-                max_retrievals=max_retrievals,
-                on_record=bars.on_record,
-                on_method=bars.on_method,
-                progress=bars.log,
-            )
+            result = tune(dataset, signal, thresholds, **common)
     console.print(_summary_table(f"{result.dataset}: {signal} sweep", [r.summary for r in result.rows]))
     console.print(f"Chosen {signal} threshold: {result.chosen:g} → {result.config_path} (table: {result.table_path})")
 

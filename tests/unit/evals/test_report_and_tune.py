@@ -121,16 +121,21 @@ def load_config_default():
 TINY_PROMPT = "name: tiny\ninstruction: Answer.\ndemos: []\n"
 
 
-def test_tune_end_to_end_on_the_tiny_model(tiny_lm, data_dir, tmp_path):
+def tiny_config(tiny_lm, tmp_path) -> str:
+    """Save the tiny model and a one-line prompt under ``tmp_path``; the YAML that uses them."""
     model_dir = tmp_path / "tiny-model"
     tiny_lm.model.save_pretrained(model_dir)
     tiny_lm.tokenizer.save_pretrained(model_dir)
     (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
-    base = tmp_path / "base.yaml"
-    base.write_text(
+    return (
         f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
         "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
     )
+
+
+def test_tune_end_to_end_on_the_tiny_model(tiny_lm, data_dir, tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(tiny_config(tiny_lm, tmp_path))
     out = tmp_path / "tune"
     args = [
         "tune",
@@ -168,14 +173,7 @@ def test_eval_cli_errors(tmp_path):
 
 
 def test_eval_runs_your_own_configs_beside_the_baselines(tiny_lm, data_dir, tmp_path):
-    model_dir = tmp_path / "tiny-model"
-    tiny_lm.model.save_pretrained(model_dir)
-    tiny_lm.tokenizer.save_pretrained(model_dir)
-    (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
-    common = (
-        f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
-        "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
-    )
+    common = tiny_config(tiny_lm, tmp_path)
     base = tmp_path / "base.yaml"
     base.write_text(common)
     mine = tmp_path / "mine.yaml"
@@ -240,16 +238,9 @@ def test_replay_draft_keeps_a_draft_only_when_no_sentence_crosses_the_threshold(
 
 
 def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_dir, tmp_path):
-    model_dir = tmp_path / "tiny-model"
-    tiny_lm.model.save_pretrained(model_dir)
-    tiny_lm.tokenizer.save_pretrained(model_dir)
-    (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
+    tiny = tiny_config(tiny_lm, tmp_path)
     base = tmp_path / "base.yaml"
-    base.write_text(
-        f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
-        "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
-        "gate: {rules: [{signal: token_rag, theta: 1.0}]}\n"
-    )
+    base.write_text(tiny + "gate: {rules: [{signal: token_rag, theta: 1.0}]}\n")
     out = tmp_path / "tune"
     args = ["tune", "--draft", "--dataset", "hotpotqa", "--signal", "flare", "--values", "0.001,1", "--limit", "2"]
     args += ["--out", str(out), "--data", str(data_dir), "--config", str(base), "--max-retrievals", "2"]
