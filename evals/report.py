@@ -15,6 +15,8 @@ Example::
     from pathlib import Path
     from gatedrag.evals.report import write_report
     write_report(Path("runs/issue4"))  # -> runs/issue4/report.md and runs/issue4/*.png
+    # only some methods (compared on the questions all of them answered), into another file:
+    write_report(Path("runs/issue4"), methods=["no-rag", "gated"], output=Path("runs/issue4/gated.md"))
 """
 
 from __future__ import annotations
@@ -126,7 +128,9 @@ def _common_ids(methods: dict[str, list[QuestionRecord]]) -> set[str]:
     return set.intersection(*ids) if ids else set()
 
 
-def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list[MethodResult], out: Path) -> list[str]:
+def _plots(
+    dataset: str, methods: dict[str, list[QuestionRecord]], results: list[MethodResult], out: Path, prefix: str
+) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +145,7 @@ def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list
     ax.set_ylabel("exact match")
     ax.set_title(f"{dataset}: EM vs retrievals ({results[0].questions} questions)")
     ax.grid(alpha=0.3)
-    name = f"{dataset}_em_vs_retrievals.png"
+    name = f"{prefix}{dataset}_em_vs_retrievals.png"
     fig.tight_layout()
     fig.savefig(out / name, dpi=120)
     plt.close(fig)
@@ -158,7 +162,7 @@ def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list
     ax.set_ylim(0, 1)
     ax.set_title(f"{dataset}: reliability of the confidence")
     ax.legend(fontsize=7)
-    name = f"{dataset}_reliability.png"
+    name = f"{prefix}{dataset}_reliability.png"
     fig.tight_layout()
     fig.savefig(out / name, dpi=120)
     plt.close(fig)
@@ -183,7 +187,7 @@ def _plots(dataset: str, methods: dict[str, list[QuestionRecord]], results: list
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: question-level signal values, all methods pooled", fontsize=10)
-    name = f"{dataset}_signals.png"
+    name = f"{prefix}{dataset}_signals.png"
     fig.tight_layout()
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
@@ -199,13 +203,39 @@ def _cell(r: MethodResult, signal: str) -> str:
     return text if n >= r.questions else f"{text} [{n}]"
 
 
-def write_report(out: Path, *, plots: bool = True) -> Path:
-    """Write ``OUT/report.md`` (and plots) from the records under ``OUT``; returns the report path."""
+def _select(
+    runs: dict[str, dict[str, list[QuestionRecord]]], methods: Sequence[str]
+) -> dict[str, dict[str, list[QuestionRecord]]]:
+    from gatedrag.errors import InputError
+
+    present = {m for per_dataset in runs.values() for m in per_dataset}
+    unknown = [m for m in methods if m not in present]
+    if unknown:
+        raise InputError(f"no records for method(s) {', '.join(unknown)}; recorded: {', '.join(sorted(present))}")
+    chosen = {ds: {m: recs for m, recs in per.items() if m in methods} for ds, per in runs.items()}
+    return {ds: per for ds, per in chosen.items() if per}
+
+
+def write_report(
+    out: Path, *, plots: bool = True, methods: Sequence[str] | None = None, output: Path | None = None
+) -> Path:
+    """Write ``OUT/report.md`` (and plots) from the records under ``OUT``; returns the report path.
+
+    ``methods`` keeps only those methods (each dataset then compares them on the questions all of
+    them answered, so a method run on fewer questions does not shrink the others' table unless it
+    is chosen). ``output`` writes the report elsewhere than ``OUT/report.md``; its plots go beside
+    it, their names prefixed with the report's stem.
+    """
     from gatedrag.errors import InputError
 
     runs = load_runs(out)
     if not runs:
         raise InputError(f"no evaluation records under {out} (expected {out}/<dataset>/<method>.jsonl)")
+    if methods:
+        runs = _select(runs, methods)
+    path = output if output is not None else out / "report.md"
+    prefix = "" if output is None else f"{path.stem}_"
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# Evaluation report: {out}", ""]
     lines += [
         "Question-level signal = max over the sentences written; AUROC / PRR for predicting a wrong answer "
@@ -213,14 +243,14 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
         "ΔEM per retrieval = (EM − EM of no-rag) / retrievals per question: answers gained per retrieval.",
         "",
     ]
-    for dataset, methods in runs.items():
-        common = _common_ids(methods)
-        if common and any(len(v) != len(common) for v in methods.values()):
+    for dataset, per_method in runs.items():
+        common = _common_ids(per_method)
+        if common and any(len(v) != len(common) for v in per_method.values()):
             note = f"only the {len(common)} questions every method answered are compared"
-            methods = {m: [r for r in recs if r.id in common] for m, recs in methods.items()}
+            per_method = {m: [r for r in recs if r.id in common] for m, recs in per_method.items()}
         else:
             note = ""
-        results = [summarize(recs, dataset, m) for m, recs in methods.items()]
+        results = [summarize(recs, dataset, m) for m, recs in per_method.items()]
         lines += [f"## {dataset} ({results[0].questions} questions{'; ' + note if note else ''})", ""]
         closed = next((r.em for r in results if r.method == "no-rag"), None)
         lines += [
@@ -247,9 +277,8 @@ def write_report(out: Path, *, plots: bool = True) -> Path:
             cells = [_cell(r, s) for s in names]
             lines.append(f"| {r.method} | {' | '.join(cells)} | {_fmt(r.ece)} |")
         if plots:
-            lines += [""] + [f"![{f}]({f})" for f in _plots(dataset, methods, results, out)]
+            lines += [""] + [f"![{f}]({f})" for f in _plots(dataset, per_method, results, path.parent, prefix)]
         lines.append("")
-    path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 

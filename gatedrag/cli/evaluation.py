@@ -165,12 +165,20 @@ def run_eval(
 def run_report(
     out: Annotated[Path, typer.Argument(help="An evaluation directory written by gatedrag eval.")],
     plots: Annotated[bool, typer.Option(help="Also draw the PNG plots.")] = True,
+    methods: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated methods to compare (default: every method recorded in OUT)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Report file (default OUT/report.md); plots are written beside it.")
+    ] = None,
 ) -> None:
     """Write OUT/report.md (tables per dataset, calibration) and PNG plots from the records in OUT."""
     from gatedrag.evals.report import write_report
 
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     with user_errors():
-        path = write_report(out, plots=plots)
+        path = write_report(out, plots=plots, methods=chosen, output=output)
     console.print(f"Wrote {path}")
 
 

@@ -63,6 +63,27 @@ def test_report_writes_tables_and_plots(tmp_path):
     assert empty.exit_code == 1 and "no evaluation records" in empty.output
 
 
+def test_report_compares_chosen_methods_on_their_common_questions(tmp_path):
+    runs = {"no-rag": [0, 0, 1, 0], "gated": [1, 0, 1, 1], "candidate": [1, 1]}  # the candidate ran on 2 questions
+    for method, ems in runs.items():
+        with RecordWriter(tmp_path / "hotpotqa" / f"{method}.jsonl") as w:
+            for i, em in enumerate(ems):
+                w.write(rec(i, float(em), 1, 0.5, 0.1))
+    assert CliRunner().invoke(app, ["report", str(tmp_path), "--no-plots"]).exit_code == 0
+    every = (tmp_path / "report.md").read_text()
+    assert "## hotpotqa (2 questions; only the 2 questions every method answered" in every
+    out = tmp_path / "reports" / "baselines.md"
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--methods", "gated,no-rag", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    chosen = out.read_text()
+    assert "## hotpotqa (4 questions)" in chosen and "| candidate |" not in chosen
+    assert "| no-rag | 0.250 |" in chosen and "| gated | 0.750 |" in chosen
+    assert (out.parent / "baselines_hotpotqa_reliability.png").exists()
+    assert (tmp_path / "report.md").read_text() == every  # the default report is left as it was
+    unknown = CliRunner().invoke(app, ["report", str(tmp_path), "--methods", "gated,dragon"])
+    assert unknown.exit_code == 1 and "dragon" in unknown.output and "candidate" in unknown.output
+
+
 def test_corpus_and_gain_signals_get_columns_with_their_coverage(tmp_path):
     records = []
     for i, em in enumerate([1.0, 0.0, 1.0, 0.0]):
