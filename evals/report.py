@@ -29,7 +29,9 @@ from pydantic import BaseModel, Field
 from .calibration import auroc, ece, prr, reliability
 from .metrics import score
 from .runner import QuestionRecord, read_records
+from .significance import paired, wilson_interval
 
+DEFAULT_REFERENCES = ("gated", "no-rag")
 SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind", "entity_freq", "cooc", "confidence_gain")
 CONFIDENCE = "confidence"
 
@@ -216,15 +218,45 @@ def _select(
     return {ds: per for ds, per in chosen.items() if per}
 
 
+def _significance(per_method: dict[str, list[QuestionRecord]], reference: str | None) -> list[str]:
+    """Wilson 95 % interval of each EM and the exact McNemar test of each method against a reference."""
+    ref = reference if reference in per_method else next((m for m in DEFAULT_REFERENCES if m in per_method), None)
+    ref = ref or next(iter(per_method))
+    lines = [
+        "",
+        f"EM with its 95 % Wilson interval; against `{ref}` on the same questions: questions gained (right only "
+        "with the method), lost (right only with the reference) and the exact McNemar p-value:",
+        "",
+        f"| method | EM [95 % CI] | gained vs {ref} | lost vs {ref} | p |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for method, recs in per_method.items():
+        right = sum(1 for r in recs if r.em >= 1.0)
+        lo, hi = wilson_interval(right, len(recs))
+        cells = f"| {method} | {right / max(1, len(recs)):.3f} [{lo:.2f}, {hi:.2f}] |"
+        if method == ref:
+            lines.append(f"{cells} – | – | – |")
+        else:
+            c = paired(recs, per_method[ref], method, ref)
+            lines.append(f"{cells} {c.gained} | {c.lost} | {c.p_value:.3f} |")
+    return lines
+
+
 def write_report(
-    out: Path, *, plots: bool = True, methods: Sequence[str] | None = None, output: Path | None = None
+    out: Path,
+    *,
+    plots: bool = True,
+    methods: Sequence[str] | None = None,
+    output: Path | None = None,
+    reference: str | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` (and plots) from the records under ``OUT``; returns the report path.
 
     ``methods`` keeps only those methods (each dataset then compares them on the questions all of
     them answered, so a method run on fewer questions does not shrink the others' table unless it
     is chosen). ``output`` writes the report elsewhere than ``OUT/report.md``; its plots go beside
-    it, their names prefixed with the report's stem.
+    it, their names prefixed with the report's stem. ``reference`` is the method the others are
+    tested against (McNemar, same questions); default ``gated``, else ``no-rag``, else the first.
     """
     from gatedrag.errors import InputError
 
@@ -233,6 +265,8 @@ def write_report(
         raise InputError(f"no evaluation records under {out} (expected {out}/<dataset>/<method>.jsonl)")
     if methods:
         runs = _select(runs, methods)
+    if reference is not None and not any(reference in per_method for per_method in runs.values()):
+        raise InputError(f"reference method {reference!r} has no records among the methods reported")
     path = output if output is not None else out / "report.md"
     prefix = "" if output is None else f"{path.stem}_"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +298,7 @@ def write_report(
                 f"| {r.method} | {r.em:.3f} | {r.f1:.3f} | {r.acc:.3f} | {r.retrievals:.2f} | {gain} | {r.llm_calls:.2f} | "
                 f"{r.generated_tokens:.1f} | {r.prompt_tokens:.0f} | {r.seconds:.1f} | {r.errors} |"
             )
+        lines += _significance(per_method, reference)
         names = signal_order({s for r in results for s in r.auroc})
         lines += [
             "",

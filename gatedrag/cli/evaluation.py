@@ -172,13 +172,17 @@ def run_report(
     output: Annotated[
         Path | None, typer.Option(help="Report file (default OUT/report.md); plots are written beside it.")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Method the others are tested against (McNemar); default gated, else no-rag."),
+    ] = None,
 ) -> None:
     """Write OUT/report.md (tables per dataset, calibration) and PNG plots from the records in OUT."""
     from gatedrag.evals.report import write_report
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     with user_errors():
-        path = write_report(out, plots=plots, methods=chosen, output=output)
+        path = write_report(out, plots=plots, methods=chosen, output=output, reference=reference)
     console.print(f"Wrote {path}")
 
 

@@ -296,3 +296,36 @@ def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_di
     assert len(list((out / "hotpotqa").glob("tune-draft-closed-book-*.jsonl"))) == 1
     bad = CliRunner().invoke(app, [*args[:5], "cooc", *args[6:]])
     assert bad.exit_code != 0 and "replayable signals" in bad.output
+
+
+def test_significance_by_hand():
+    from gatedrag.evals.significance import mcnemar_exact, paired, wilson_interval
+
+    assert mcnemar_exact(9, 1) == pytest.approx(22 / 1024)  # 2 * (C(10,0) + C(10,1)) / 2**10
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    lo, hi = wilson_interval(5, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)
+    assert wilson_interval(0, 20)[0] == 0.0 and 0.15 < wilson_interval(0, 20)[1] < 0.17  # 0.1611
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+    mine = [rec(i, em, 1, 0.5, 0.1) for i, em in enumerate([1.0, 1.0, 0.0, 1.0, 0.0])]
+    ref = [rec(i, em, 0, 0.5, 0.1) for i, em in enumerate([0.0, 1.0, 1.0, 0.0])]  # q4 unanswered by the reference
+    c = paired(mine, ref, "m", "ref")
+    assert (c.questions, c.gained, c.lost) == (4, 2, 1) and c.p_value == 1.0
+
+
+def test_report_tests_methods_against_a_reference(tmp_path):
+    for method, ems in (("no-rag", [0, 0, 1, 0, 0, 0]), ("gated", [1, 1, 1, 1, 1, 0]), ("flare", [1, 0, 0, 0, 0, 0])):
+        with RecordWriter(tmp_path / "hotpotqa" / f"{method}.jsonl") as w:
+            for i, em in enumerate(ems):
+                w.write(rec(i, float(em), 1, 0.5, 0.1))
+    assert CliRunner().invoke(app, ["report", str(tmp_path), "--no-plots"]).exit_code == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| gated | 0.833 [0.44, 0.97] | – | – | – |" in text  # the default reference
+    assert "| no-rag | 0.167 [0.03, 0.56] | 0 | 4 | 0.125 |" in text
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--no-plots", "--reference", "no-rag"])
+    assert result.exit_code == 0, result.output
+    assert "| gated | 0.833 [0.44, 0.97] | 4 | 0 | 0.125 |" in (tmp_path / "report.md").read_text()
+    bad = CliRunner().invoke(app, ["report", str(tmp_path), "--reference", "dragin"])
+    assert bad.exit_code == 1 and "dragin" in bad.output
