@@ -124,7 +124,11 @@ def load_2wikimultihopqa(path: Path) -> list[Example]:
             dataset="2wikimultihopqa",
             question=r["question"].strip(),
             answers=_dedupe([r["answer"], *_aliases(r["answer_aliases"])]),
-            fields={"type": r.get("type"), "evidences": r.get("evidences")},
+            fields={
+                "type": r.get("type"),
+                "evidences": r.get("evidences"),
+                "supporting_facts": r.get("supporting_facts"),
+            },
         )
         for r in rows
     ]
