@@ -34,11 +34,16 @@ def _overridden(cfg: Any, model: str | None, device: str | None, batch_size: int
     return cfg.model_validate(cfg.model_dump())
 
 
+def _comma_list(value: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated option."""
+    return [m.strip() for m in value.split(",") if m.strip()]
+
+
 def _methods(value: str, *, custom: bool = False) -> list[str]:
     from gatedrag.errors import ConfigError
     from gatedrag.evals.baselines import METHODS
 
-    names = [m.strip() for m in value.split(",") if m.strip()]
+    names = _comma_list(value)
     if value.strip() == "all":
         return list(METHODS)
     if value.strip() == "none" and custom:
@@ -180,7 +185,7 @@ def run_report(
     """Write OUT/report.md (tables per dataset, calibration) and PNG plots from the records in OUT."""
     from gatedrag.evals.report import write_report
 
-    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    chosen = _comma_list(methods) if methods else None
     with user_errors():
         path = write_report(out, plots=plots, methods=chosen, output=output, reference=reference)
     console.print(f"Wrote {path}")
