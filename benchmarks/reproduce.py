@@ -65,7 +65,7 @@ def _venv_for(worktree: Path) -> Path:
         ours = next((venv / "lib").glob("python*/site-packages"))
         (ours / "_shared_packages.pth").write_text(site + "\n", encoding="utf-8")
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(worktree)],
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(worktree)],
             check=True,
         )
     return venv
