@@ -1,11 +1,13 @@
-"""The controller loop: generate a sentence, score it, accept it or retrieve and regenerate.
+"""The controller: executes the policy's actions for a batch of answers and emits their events.
 
-:class:`GatedRAG` answers questions sentence by sentence with a real language model. While the
-model writes, every finished sentence is scored by the gate's signals (read from the token
-distributions the model already produced). A sentence whose signals cross their thresholds is
-discarded, a query is built from it with its doubtful tokens masked, passages are retrieved, and
-the sentence is written again with the passages in the prompt. Questions are decoded together in
-batches. Everything that happened is recorded in the answer's trace.
+:class:`GatedRAG` answers questions sentence by sentence with a real language model. Each finished
+sentence is scored by the gate's signals (read from the token distributions the model already
+produced) and the :class:`~gatedrag.gate.Policy` returns one action for it: accept it, retrieve
+(and write it again with the passages), adjust (write it again under knowledge control) or finish.
+The controller executes actions and moves each answer along the phases of
+:data:`~gatedrag.gate.state.TRANSITIONS`; it never changes a decision. Questions are decoded
+together in batches; everything that happens is emitted as an immutable event
+(:mod:`gatedrag.events`), from which the answer's steps are derived.
 
 Example (loads the default model; the first run assembles and converts it once)::
 
@@ -13,69 +15,109 @@ Example (loads the default model; the first run assembles and converts it once):
     rag = GatedRAG.from_config()
     answer = rag.ask("Who directed the 1994 film about Ed Wood?")
     print(answer.answer, answer.counts.retrievals)
-    for step in answer.steps:
-        print(step.kind, step.text or step.query, step.decision)
+    for event in rag.stream("Who wrote Hamlet?"):   # events as they happen
+        print(event.type)
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatedrag.config import GateConfig, PipelineConfig
 from gatedrag.errors import ContextLengthError, InputError
-from gatedrag.gate import Gate
-from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict
+from gatedrag.events import (
+    Answer,
+    Degraded,
+    DraftDiscarded,
+    Event,
+    Finished,
+    PassagesTrimmed,
+    QuestionChecked,
+    Retrieved,
+    SentenceAccepted,
+    SentenceDiscarded,
+    SentenceProposed,
+    SentenceRole,
+)
+from gatedrag.gate import Action, AnswerState, Gate, Phase, Policy, SignalBundle
+from gatedrag.gate.state import TRANSITIONS
+from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin
 from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.signals.base import SentenceContext
-from gatedrag.types import (
-    Answer,
-    AnswerFinish,
-    Counts,
-    Decision,
-    Hit,
-    Reason,
-    Sentence,
-    SignalValue,
-    Step,
-    StepPassage,
-)
+from gatedrag.types import AnswerFinish, Counts, Hit, Sentence, StepPassage
 
-StepCallback = Callable[[int, Step], None]
-DRAFT_TRIGGER = "closed-book draft"
+EventCallback = Callable[[int, Event], None]
+"""Called with (question's position in the batch, event) as each event is emitted."""
 RetrievalOutcome = Literal["new", "same", "failed"]
+KEPT_NOTE: dict[RetrievalOutcome, str] = {
+    "same": "no new passages; sentence kept",
+    "failed": "retrieval unavailable; sentence kept",
+    "new": "retrieval unavailable; sentence kept",  # the passages did not fit: the row could not restart
+}
 
 
 @dataclass
-class _Job:
+class _Pending:
+    """An action waiting for the end of the decoding round: the sentence it is about (``None`` for
+    a scheduled retrieval), its number, the queries, and the phase to resume after it."""
+
+    action: Action
+    sentence: Sentence | None = None
+    number: int = 0
+    queries: list[str] = field(default_factory=list)
+    trigger: str = ""
+    resume: Phase = Phase.ANSWERING
+    from_draft: bool = False
+
+
+@dataclass
+class _Row:
+    """One answer being written: its phase, what it has accepted, its passages and its events."""
+
     index: int
     question: str
-    t0: float
+    phase: Phase
+    on_event: EventCallback | None
+    t0: float = field(default_factory=time.perf_counter)
+    events: list[Event] = field(default_factory=list)
     accepted: list[Sentence] = field(default_factory=list)
     accepted_ids: list[int] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
+    draft: list[int] = field(default_factory=list)  # numbers of the draft's sentences
+    proposed: int = 0
     counts: Counts = field(default_factory=Counts)
     passages: list[Hit] | None = None
-    after_retrieval: bool = False  # the next sentence is the regeneration of a rejected one
-    ungated: bool = False  # the rest of the answer is written with passages and accepted (TokenRAG code)
-    drop_passages: bool = False
-    mix: bool = False  # knowledge control is on for this row (until the next retrieval)
-    adjust: Sentence | None = None  # a sentence to write again under knowledge control
-    after_adjust: bool = False  # the next sentence is that rewrite
+    control_on: bool = False  # knowledge control is on (from an adjustment to the next retrieval)
     segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
-    rejected: tuple[Sentence, Decision, list[SignalValue]] | None = None
-    scheduled: tuple[str, str] | None = None  # (query, trigger) of a retrieval due before the next segment
-    drafting: bool = False  # writing the closed-book draft (``PipelineConfig.draft``)
-    done: bool = False
+    pending: _Pending | None = None
     finish: AnswerFinish = "answer"
-    on_step: StepCallback | None = None
+
+    def move(self, to: Phase) -> None:
+        if to not in TRANSITIONS[self.phase]:
+            raise AssertionError(f"no transition {self.phase} -> {to}")
+        self.phase = to
+
+    def emit(self, event_type: type, **fields: Any) -> Event:
+        event = event_type(seq=len(self.events), **fields)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(self.index, event)
+        return event
+
+    def keep(self, sentence: Sentence, number: int, note: str | None = None) -> None:
+        self.accepted.append(sentence)
+        self.accepted_ids += sentence.token_ids
+        self.emit(SentenceAccepted, sentence=number, text=sentence.text, note=note)
 
 
 def build_draft_gate(config: PipelineConfig, *, corpus: Any = None, extractor: Any = None) -> Gate | None:
@@ -111,7 +153,8 @@ class GatedRAG:
 
     Components are injected: any :class:`~gatedrag.lm.base.LanguageModel`, any
     :class:`~gatedrag.retrieval.base.Retriever` (or ``None`` for closed-book answering), a gate
-    and a prompt template. :meth:`from_config` builds the embedded defaults.
+    (the signals), a draft gate (``config.draft``'s judges), a prompt template. The policy is
+    built from ``config``. :meth:`from_config` builds the embedded defaults.
     """
 
     def __init__(
@@ -131,6 +174,7 @@ class GatedRAG:
         self.prompt = prompt or PromptTemplate.load(self.config.prompt)
         self.draft_gate = draft_gate or build_draft_gate(self.config)
         """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
+        self.policy = Policy(self.config, has_retriever=retriever is not None)
 
     @classmethod
     def from_config(
@@ -168,215 +212,293 @@ class GatedRAG:
         )
 
     # -- public API -----------------------------------------------------------------------------
-    def ask(self, question: str, *, on_step: StepCallback | None = None) -> Answer:
-        """Answer one question; ``on_step(0, step)`` is called as each trace step happens."""
-        return self.batch([question], on_step=on_step)[0]
+    def ask(self, question: str, *, on_event: EventCallback | None = None) -> Answer:
+        """Answer one question; ``on_event(0, event)`` is called as each event is emitted."""
+        return self.batch([question], on_event=on_event)[0]
 
-    def batch(self, questions: Sequence[str], *, on_step: StepCallback | None = None) -> list[Answer]:
-        """Answer several questions, decoding ``generation.batch_size`` of them together."""
+    def batch(self, questions: Sequence[str], *, on_event: EventCallback | None = None) -> list[Answer]:
+        """Answer several questions, decoding ``generation.batch_size`` of them together;
+        ``on_event(i, event)`` is called as question ``i``'s events are emitted."""
         if isinstance(questions, str):
             raise InputError("batch() takes a list of questions; use ask() for one")
         cleaned = [validate_question(q) for q in questions]
         size = self.config.generation.batch_size
         answers: list[Answer] = []
         for lo in range(0, len(cleaned), size):
-            answers += self._run([(lo + i, q) for i, q in enumerate(cleaned[lo : lo + size])], on_step)
+            answers += self._run([(lo + i, q) for i, q in enumerate(cleaned[lo : lo + size])], on_event)
         return answers
 
+    def stream(self, question: str) -> Iterator[Event]:
+        """The events of answering ``question``, each yielded as soon as it is emitted; the last is
+        :class:`~gatedrag.events.Finished` (``Answer.from_events`` rebuilds the answer). Closing the
+        iterator early stops the answer at its next event."""
+        question = validate_question(question)
+        out: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def emit(_: int, event: Event) -> None:
+            if stop.is_set():
+                raise _Cancelled
+            out.put(("event", event))
+
+        def work() -> None:
+            try:
+                self.ask(question, on_event=emit)
+                out.put(("end", None))
+            except _Cancelled:
+                out.put(("end", None))
+            except BaseException as err:  # handed to the consumer, raised there
+                out.put(("error", err))
+
+        worker = threading.Thread(target=work, name="gatedrag-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = out.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join()
+
+    async def astream(self, question: str) -> AsyncIterator[Event]:
+        """:meth:`stream` as an async iterator: the model decodes in a worker thread, the event loop
+        stays free."""
+        iterator = self.stream(question)
+        done = object()
+        try:
+            while (event := await asyncio.to_thread(next, iterator, done)) is not done:
+                yield event  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(iterator.close)
+
     # -- the loop -------------------------------------------------------------------------------
-    def _run(self, items: list[tuple[int, str]], on_step: StepCallback | None) -> list[Answer]:
+    def _run(self, items: list[tuple[int, str]], on_event: EventCallback | None) -> list[Answer]:
         gen = self.config.generation
         session = self.lm.open_session()
-        jobs: dict[Hashable, _Job] = {
-            i: _Job(index=i, question=q, t0=time.perf_counter(), on_step=on_step) for i, q in items
+        rows: dict[Hashable, _Row] = {
+            i: _Row(index=i, question=q, phase=Phase.ANSWERING, on_event=on_event) for i, q in items
         }
         if gen.retrieve_first and self.retriever is not None:
-            self._retrieve([(j, j.question, "before generation") for j in jobs.values()])
+            self._retrieve([(r, [r.question], "before generation") for r in rows.values()])
         elif self.gate.question_signals:
-            self._check_questions(list(jobs.values()))
+            self._check_questions(list(rows.values()))
         if self.draft_gate is not None and self.retriever is not None:
-            for job in jobs.values():
-                job.drafting = job.passages is None  # not for a question already sent to retrieval
-        for key, job in jobs.items():
-            self._start(session, key, job, initial=True)
-        rounds = 0
-        while active := [k for k, j in jobs.items() if not j.done]:
-            rounds += 1
-            budgets = {k: max(1, gen.max_answer_tokens - len(jobs[k].accepted_ids)) for k in active}
+            for row in rows.values():
+                if row.passages is None:  # not for a question already sent to retrieval
+                    row.phase = Phase.DRAFTING  # the starting phase, set before anything is written
+        for key, row in rows.items():
+            self._start(session, key, row, initial=True)
+        while active := [k for k, r in rows.items() if r.phase is not Phase.FINISHED]:
             outcomes = session.decode(
                 active,
-                on_sentence=lambda key, sentence: self._on_sentence(jobs[key], sentence),
-                budgets=budgets,
+                on_sentence=lambda key, sentence: self._on_sentence(rows[key], sentence),
+                budgets={k: max(1, gen.max_answer_tokens - len(rows[k].accepted_ids)) for k in active},
                 max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
                 stop_strings=gen.stop_strings,
                 split_sentences=gen.segment_tokens is None,
             )
-            to_retrieve: list[tuple[_Job, str | list[str], str]] = []
-            ended: dict[Hashable, AnswerFinish] = {}
+            due: list[tuple[_Row, AnswerFinish | None]] = []
             for key in active:
-                job, out = jobs[key], outcomes[key]
-                job.counts.llm_calls += 1
-                job.counts.generated_tokens += out.new_tokens
-                if out.finish in ("eos", "stop", "budget"):
-                    ended[key] = out.finish  # type: ignore[assignment]
-                if job.rejected is not None and job.drafting:
-                    query = truncate_words(job.question, self.config.retrieval.max_query_tokens)
-                    to_retrieve.append((job, query, f"doubtful draft sentence {len(job.accepted) + 1}"))
-                elif job.rejected is not None:
-                    sentence, decision, values = job.rejected
-                    query = self.gate.queries(
-                        sentence.tokens,
-                        decision,
-                        values,
-                        self._context(job),
-                        max_words=self.config.retrieval.max_query_tokens,
-                        include_question=self.config.retrieval.query_with_question,
-                        previous=self._previous_sentences(job),
-                    )
-                    to_retrieve.append((job, query, f"sentence {len(job.accepted) + 1}"))
-                elif job.adjust is not None:
-                    sentence, job.adjust = job.adjust, None
-                    job.mix = True
-                    if self._start(session, key, job):
-                        job.after_adjust = True
-                        job.counts.adjustments += 1
-                    else:
-                        self._keep(job, sentence, note="knowledge control unavailable; sentence kept")
-                        if self._is_final(sentence) or key in ended:
-                            self._finish(session, key, job, ended.get(key, "answer"))
-                elif job.scheduled is not None and not job.done and key not in ended:
-                    query, trigger = job.scheduled
-                    job.scheduled = None
-                    to_retrieve.append((job, query, trigger))
-                elif job.done:
+                row, out = rows[key], outcomes[key]
+                row.counts.llm_calls += 1
+                row.counts.generated_tokens += out.new_tokens
+                ended: AnswerFinish | None = out.finish if out.finish in ("eos", "stop", "budget") else None  # type: ignore[assignment]
+                if row.phase is Phase.FINISHED:  # the final answer was accepted
                     session.close(key)
-                elif (
-                    key in ended or len(job.accepted_ids) >= gen.max_answer_tokens or rounds > 4 * gen.max_answer_tokens
-                ):
-                    self._finish(session, key, job, ended.get(key, "budget"))
-                elif job.drop_passages:
-                    job.drop_passages, job.passages = False, None
-                    self._start(session, key, job)
-            if to_retrieve:
-                for (job, _, _), outcome in zip(to_retrieve, self._retrieve(to_retrieve)):
-                    key = job.index
-                    if job.rejected is None:  # a scheduled retrieval: carry on with or without passages
-                        if outcome == "new":
-                            self._start(session, key, job)
-                        continue
-                    sentence = job.rejected[0]
-                    job.rejected = None
-                    if job.drafting:
-                        job.drafting = False
-                        if outcome == "new":
-                            self._discard_draft(job)
-                            if self._start(session, key, job):
-                                job.ungated = gen.accept_after_retrieval == "rest"
-                                continue
-                    if outcome == "new" and self._start(session, key, job):
-                        job.after_retrieval = True
-                        job.ungated = gen.accept_after_retrieval == "rest"
-                        continue
-                    note = (
-                        "no new passages; sentence kept"
-                        if outcome == "same"
-                        else "retrieval unavailable; sentence kept"
-                    )
-                    self._keep(job, sentence, note=note)
-                    if self._is_final(sentence) or key in ended:
-                        self._finish(session, key, job, ended.get(key, "answer"))
-        return [self._answer(jobs[k]) for k, _ in items]
+                elif row.phase is Phase.RETRIEVING and (row.pending.sentence is not None or not ended):  # type: ignore[union-attr]
+                    due.append((row, ended))
+                elif row.phase is Phase.ADJUSTING:
+                    self._adjust(session, key, row, ended)
+                elif ended or len(row.accepted_ids) >= gen.max_answer_tokens:
+                    self._finish(session, key, row, ended or "budget")
+                elif row.phase is Phase.RESTARTING:
+                    row.passages = None
+                    self._start(session, key, row)
+                    row.move(Phase.ANSWERING)
+            if due:
+                outcomes_r = self._retrieve([(r, r.pending.queries, r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
+                for (row, ended), outcome in zip(due, outcomes_r):
+                    self._after_retrieval(session, row.index, row, outcome, ended)
+        return [self._answer(rows[k]) for k, _ in items]
 
-    def _discard_draft(self, job: _Job) -> None:
-        """Drop the closed-book draft: the answer is written again from its start with passages."""
-        for step in job.steps:
-            if step.kind == "sentence" and step.trigger == DRAFT_TRIGGER:
-                step.accepted = False
-                step.note = "closed-book draft, discarded: the answer was written again with passages"
-        job.accepted, job.accepted_ids = [], []
-
-    def _on_draft_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
-        """A sentence of the closed-book draft: judged by the draft's rules only. The main gate's
-        signals are computed too, for the trace, but do not act on a draft."""
-        assert self.draft_gate is not None
-        context = self._context(job) if self.draft_gate.needs_context or self.gate.needs_context else None
-        values, decision = self.draft_gate.evaluate(sentence.tokens, context)
-        shown = {v.name for v in values}
-        for v in self.gate.evaluate(sentence.tokens, context)[0]:
-            if v.name not in shown:
-                values.append(v.model_copy(update={"acting": False}))
-        if decision.action != "accept":
-            if job.counts.retrievals >= self.config.generation.max_retrievals:
-                decision.action = "accept"
-                decision.note = f"retrieval budget of {self.config.generation.max_retrievals} spent"
-            else:
-                decision.action, decision.note = "retrieve", "draft abandoned: retrieve with the question"
-        self._record(
-            job,
-            Step(
-                index=len(job.steps),
-                kind="sentence",
-                text=sentence.text,
-                tokens=len(sentence.tokens),
-                signals=values,
-                decision=decision,
-                trigger=DRAFT_TRIGGER,
-            ),
+    # -- executing actions ------------------------------------------------------------------------
+    def _on_sentence(self, row: _Row, sentence: Sentence) -> SentenceVerdict:
+        """The sentence hook: the policy's action on the sentence, emitted, and what the row does."""
+        drafting = row.phase is Phase.DRAFTING
+        state = AnswerState(
+            phase=row.phase,
+            retrievals=row.counts.retrievals,
+            control_on=row.control_on,
+            final=self._is_final(sentence),
+            accepted=len(row.accepted),
         )
-        if decision.action == "retrieve":
-            job.rejected = (sentence, decision, values)
+        context = self._context(row)
+        if drafting:
+            assert self.draft_gate is not None
+            judged = self.draft_gate.evaluate(sentence.tokens, context)
+            bundle = judged.with_traced(self.gate.evaluate(sentence.tokens, context))
+            action = self.policy.on_draft_sentence(bundle, state)
+        else:
+            bundle = self.gate.evaluate(sentence.tokens, context)
+            action = self.policy.on_sentence(bundle, state)
+        number = row.proposed
+        row.proposed += 1
+        role: SentenceRole | None = (
+            "draft"
+            if drafting
+            else "regenerated"
+            if row.phase is Phase.REGENERATING
+            else "controlled"
+            if row.phase is Phase.CONTROLLED
+            else None
+        )
+        row.emit(
+            SentenceProposed,
+            sentence=number,
+            text=sentence.text,
+            tokens=len(sentence.tokens),
+            signals=list(bundle.values),
+            decision=action.decision(),
+            role=role,
+        )
+        if drafting:
+            row.draft.append(number)
+        if action.kind in ("retrieve", "deep_search"):
+            queries = self._queries(row, sentence, action, bundle, context)
+            trigger = f"{'doubtful draft sentence' if drafting else 'sentence'} {len(row.accepted) + 1}"
+            row.pending = _Pending(action, sentence, number, queries, trigger, from_draft=drafting)
+            row.move(Phase.RETRIEVING)  # deep search: its own strategy comes with the search rung
             return "act"
-        self._keep(job, sentence)
-        if self._is_final(sentence):
-            job.done, job.finish = True, "answer"
+        if action.kind == "adjust":
+            row.pending = _Pending(action, sentence, number)
+            row.move(Phase.ADJUSTING)
+            return "act"
+        row.keep(sentence, number)
+        if action.kind == "finish":
+            row.move(Phase.FINISHED)
+            row.finish = "answer"
             return "done"
+        if row.phase is Phase.REGENERATING and self.policy.rest_ungated:
+            resume = Phase.UNGATED  # the rewrite is in; the rest of the answer is accepted as written
+        elif row.phase in (Phase.REGENERATING, Phase.CONTROLLED):
+            resume = Phase.ANSWERING
+        else:
+            resume = row.phase
+        follow = action.follow_up
+        if follow is not None and follow.kind == "scheduled_retrieval":
+            query = row.question if follow.query_source == "question" else sentence.text
+            max_words = self.config.retrieval.max_query_tokens
+            row.pending = _Pending(
+                action, queries=[truncate_words(query, max_words)], trigger=follow.trigger, resume=resume
+            )
+            row.move(Phase.RETRIEVING)
+            return "act"
+        if follow is not None and follow.kind == "drop_passages":
+            row.move(Phase.RESTARTING)
+            return "act"
+        if resume is not row.phase:
+            row.move(resume)
         return "continue"
 
-    def _previous_sentences(self, job: _Job) -> str:
-        """The answer's last ``retrieval.query_with_previous`` accepted sentences, for a query."""
-        n = self.config.retrieval.query_with_previous
-        return " ".join(s.text.strip() for s in job.accepted[-n:]) if n else ""
+    def _queries(
+        self, row: _Row, sentence: Sentence, action: Action, bundle: SignalBundle, context: SentenceContext
+    ) -> list[str]:
+        cfg = self.config.retrieval
+        if action.query_source == "question":
+            return [truncate_words(row.question, cfg.max_query_tokens)]
+        previous = " ".join(s.text.strip() for s in row.accepted[-cfg.query_with_previous :])
+        return self.gate.queries(
+            sentence.tokens,
+            action.reasons,
+            bundle,
+            context,
+            max_words=cfg.max_query_tokens,
+            include_question=cfg.query_with_question,
+            previous=previous if cfg.query_with_previous else "",
+        )
 
-    def _check_questions(self, jobs: list[_Job]) -> None:
+    def _after_retrieval(
+        self,
+        session: DecodeSession,
+        key: Hashable,
+        row: _Row,
+        outcome: RetrievalOutcome,
+        ended: AnswerFinish | None,
+    ) -> None:
+        """A retrieval is done: write the doubtful sentence again with the new passages (from the
+        start of the answer for a draft), or keep it; a scheduled retrieval resumes the row."""
+        pending, row.pending = row.pending, None
+        assert pending is not None
+        if pending.sentence is None:  # scheduled: carry on, with the new passages if there are any
+            if outcome == "new":
+                self._start(session, key, row)
+            row.move(pending.resume)
+            return
+        rest = self.config.generation.accept_after_retrieval == "rest"
+        if outcome == "new" and pending.from_draft:
+            row.emit(DraftDiscarded, sentences=list(row.draft))
+            row.accepted, row.accepted_ids = [], []
+        if outcome == "new" and self._start(session, key, row):
+            row.emit(SentenceDiscarded, sentence=pending.number, reason="written again with the retrieved passages")
+            row.move(Phase.REGENERATING if not pending.from_draft else Phase.UNGATED if rest else Phase.ANSWERING)
+            return
+        row.keep(pending.sentence, pending.number, note=KEPT_NOTE[outcome])
+        row.move(Phase.ANSWERING)
+        if self._is_final(pending.sentence) or ended:
+            self._finish(session, key, row, ended or "answer")
+
+    def _adjust(self, session: DecodeSession, key: Hashable, row: _Row, ended: AnswerFinish | None) -> None:
+        """Write the conflicted sentence again with knowledge control on (until the next retrieval)."""
+        pending, row.pending = row.pending, None
+        assert pending is not None and pending.sentence is not None
+        row.control_on = True
+        if self._start(session, key, row):
+            row.counts.adjustments += 1
+            row.emit(SentenceDiscarded, sentence=pending.number, reason="written again under knowledge control")
+            row.move(Phase.CONTROLLED)
+            return
+        row.keep(pending.sentence, pending.number, note="knowledge control unavailable; sentence kept")
+        row.move(Phase.ANSWERING)
+        if self._is_final(pending.sentence) or ended:
+            self._finish(session, key, row, ended or "answer")
+
+    def _check_questions(self, rows: list[_Row]) -> None:
         """QuCo Stage 1: the question-stage signals on every question; retrieve with the question
         for those that fire (the passages stay in the prompt from the first sentence on)."""
-        to_retrieve = []
-        for job, (values, decision) in zip(jobs, self.gate.evaluate_questions([j.question for j in jobs])):
-            if decision.action == "retrieve" and self.retriever is None:
-                decision.action, decision.note = "accept", "no retriever configured"
-            self._record(
-                job, Step(index=len(job.steps), kind="question", text=job.question, signals=values, decision=decision)
-            )
-            if decision.action == "retrieve":
-                fired = ", ".join(r.signal for r in decision.reasons)
-                to_retrieve.append((job, job.question, f"question check ({fired})"))
-        if to_retrieve:
-            self._retrieve(to_retrieve)
+        due = []
+        for row, bundle in zip(rows, self.gate.evaluate_questions([r.question for r in rows])):
+            action = self.policy.on_question(bundle)
+            row.emit(QuestionChecked, question=row.question, signals=list(bundle.values), decision=action.decision())
+            if action.kind == "retrieve":
+                fired = ", ".join(r.signal for r in action.reasons)
+                due.append((row, [row.question], f"question check ({fired})"))
+        if due:
+            self._retrieve(due)
 
-    def _start(self, session: DecodeSession, key: Hashable, job: _Job, *, initial: bool = False) -> bool:
+    def _start(self, session: DecodeSession, key: Hashable, row: _Row, *, initial: bool = False) -> bool:
         """(Re)start a row on the closed-book or retrieval prompt plus the answer so far.
 
-        A prompt too long for the model drops passages from the end until it fits (noted on the
-        retrieval step). If it cannot fit at all, the first start raises ContextLengthError; a restart
-        is recorded as degraded and returns False, leaving the row as it was.
+        A prompt too long for the model drops passages from the end until it fits (a
+        :class:`PassagesTrimmed` event says which stayed). If it cannot fit at all, the first start
+        raises ContextLengthError; a restart emits :class:`Degraded` and returns False, leaving the
+        row as it was.
         """
-        passages = list(job.passages) if job.passages is not None else None
+        passages = list(row.passages) if row.passages is not None else None
         while True:
-            prefix, prompt = self.prompt.render(job.question, passages)
-            control: dict = {}
-            always = self.config.control_mode == "always"
-            if passages and getattr(session, "supports_control", False) and (always or self._controls(session)):
-                # a no-context twin measures the confidence gain (and, once adjusted, re-mixes)
-                control = {
-                    "parametric_prompt": self.prompt.render(job.question, None)[1],
-                    "control": self.config.control,
-                    "mix": job.mix or always,
-                }
+            prefix, prompt = self.prompt.render(row.question, passages)
             try:
-                job.counts.prompt_tokens += session.start(
-                    key, prompt, cached_prefix=prefix, continuation=job.accepted_ids, **control
+                row.counts.prompt_tokens += session.start(
+                    key,
+                    prompt,
+                    cached_prefix=prefix,
+                    continuation=row.accepted_ids,
+                    twin=self._twin(session, row, passages),
                 )
-                job.segment_start = len(job.accepted_ids)
+                row.segment_start = len(row.accepted_ids)
                 break
             except ContextLengthError as err:
                 if passages:
@@ -384,25 +506,29 @@ class GatedRAG:
                     continue
                 if initial:
                     raise
-                self._record(job, Step(index=len(job.steps), kind="retrieval", error=str(err)))
+                row.emit(Degraded, what="restart", error=str(err))
                 return False
-        if job.passages and passages is not None and len(passages) < len(job.passages):
-            last = next(s for s in reversed(job.steps) if s.kind == "retrieval")
-            last.error = f"context too long for all passages: kept {len(passages)} of {len(job.passages)}"
-            last.carried = [i for i in last.carried if i in {h.passage.id for h in passages}]
-            job.passages = passages
+        if row.passages and passages is not None and len(passages) < len(row.passages):
+            last = next(e for e in reversed(row.events) if isinstance(e, Retrieved))
+            row.emit(
+                PassagesTrimmed,
+                retrieval=last.seq,
+                kept=[h.passage.id for h in passages],
+                error=f"context too long for all passages: kept {len(passages)} of {len(row.passages)}",
+            )
+            row.passages = passages
         return True
 
-    def _controls(self, session: DecodeSession) -> bool:
-        """Whether the gate has an "adjust" rung and the model's session can decode a twin."""
-        return getattr(session, "supports_control", False) and any(
-            getattr(sig, "action", "retrieve") == "adjust" for sig in self.gate.signals
-        )
-
-    def _control_note(self) -> str:
-        c = self.config.control
-        how = "adaptive" if c.adaptive else f"alpha={c.alpha:g}"
-        return f"knowledge control on: {how}, epsilon={c.epsilon:g}"
+    def _twin(self, session: DecodeSession, row: _Row, passages: list[Hit] | None) -> Twin | None:
+        """A no-context twin for a row with passages, where the session decodes twins and the
+        config reads them (an adjust rung in the gate, or control always on)."""
+        always = self.config.control_mode == "always"
+        if not passages or not session.supports_twins:
+            return None
+        if not always and not any(s.rung == "adjust" for s in self.gate.signals):
+            return None
+        no_context = self.prompt.render(row.question, None)[1]
+        return Twin(prompt=no_context, control=self.config.control, mix=row.control_on or always)
 
     def _is_final(self, sentence: Sentence) -> bool:
         """Whether a segment completes the answer: it holds the answer marker (for fixed-length
@@ -416,124 +542,20 @@ class GatedRAG:
             return True
         return find_sentence_end(sentence.text[pos + len(gen.answer_marker) :] + " ") is not None
 
-    def _context(self, job: _Job) -> SentenceContext:
+    def _context(self, row: _Row) -> SentenceContext:
         return SentenceContext(
-            question=job.question, answer_ids=tuple(job.accepted_ids), segment_start=job.segment_start, model=self.lm
+            question=row.question, answer_ids=tuple(row.accepted_ids), segment_start=row.segment_start, model=self.lm
         )
 
-    def _record(self, job: _Job, step: Step) -> None:
-        job.steps.append(step)
-        if job.on_step is not None:
-            job.on_step(job.index, step)
-
-    def _keep(self, job: _Job, sentence: Sentence, *, note: str | None = None) -> None:
-        job.accepted.append(sentence)
-        job.accepted_ids += sentence.token_ids
-        for step in reversed(job.steps):
-            if step.kind == "sentence":
-                step.accepted = True
-                if note and step.decision is not None:
-                    step.decision.note = note
-                break
-
-    def _on_sentence(self, job: _Job, sentence: Sentence) -> SentenceVerdict:
-        """The sentence hook: gate the sentence, record it, and say whether the row goes on."""
-        if job.drafting:
-            return self._on_draft_sentence(job, sentence)
-        gate_cfg, gen = self.config.gate, self.config.generation
-        context = self._context(job) if self.gate.needs_context else None
-        signals, decision = self.gate.evaluate(sentence.tokens, context)
-        final = self._is_final(sentence)
-        if decision.action == "retrieve":
-            if self.retriever is None:
-                decision.action, decision.note = "accept", "no retriever configured"
-            elif final and not gate_cfg.check_final_sentence:
-                decision.action, decision.note = "accept", "final-answer sentence is not checked"
-            elif job.after_retrieval or job.after_adjust:
-                decision.action, decision.note = "accept", "already regenerated with retrieved passages"
-            elif job.ungated:
-                decision.action, decision.note = (
-                    "accept",
-                    "written with retrieved passages (accept_after_retrieval=rest)",
-                )
-            elif job.counts.retrievals >= gen.max_retrievals:
-                decision.action, decision.note = "accept", f"retrieval budget of {gen.max_retrievals} spent"
-        if decision.action == "accept" and decision.note is not None and not job.mix:
-            # retrieval was vetoed (already regenerated, budget spent, ...): the adjust rung may still act
-            conflict = [
-                v
-                for v, sig in zip(signals, self.gate.signals)
-                if v.fired and v.acting and getattr(sig, "action", "") == "adjust"
-            ]
-            if conflict:
-                decision.action = "adjust"
-                decision.reasons = [
-                    Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
-                    for v in conflict
-                ]
-        if decision.action == "adjust":
-            if job.mix or self.config.control_mode == "always":
-                decision.action, decision.note = "accept", "already written under knowledge control"
-            elif job.ungated:
-                decision.action, decision.note = (
-                    "accept",
-                    "written with retrieved passages (accept_after_retrieval=rest)",
-                )
-            else:
-                decision.note = self._control_note()
-        regenerated = job.after_retrieval
-        adjusted = job.after_adjust
-        job.after_retrieval = job.after_adjust = False
-        self._record(
-            job,
-            Step(
-                index=len(job.steps),
-                kind="sentence",
-                text=sentence.text,
-                accepted=False,
-                tokens=len(sentence.tokens),
-                signals=signals,
-                decision=decision,
-                trigger="regenerated under knowledge control"
-                if adjusted
-                else "regenerated after retrieval"
-                if regenerated
-                else None,
-            ),
-        )
-        if decision.action == "retrieve":
-            job.rejected = (sentence, decision, signals)
-            return "act"
-        if decision.action == "adjust":
-            job.adjust = sentence
-            return "act"
-        self._keep(job, sentence)
-        if final:
-            job.done, job.finish = True, "answer"
-            return "done"
-        if gen.scheduled_retrieval and self.retriever is not None and job.counts.retrievals < gen.max_retrievals:
-            query = job.question if gen.scheduled_query == "question" else sentence.text
-            kind = "chunk" if gen.segment_tokens else "sentence"
-            job.scheduled = (
-                truncate_words(query, self.config.retrieval.max_query_tokens),
-                f"scheduled after {kind} {len(job.accepted)}",
-            )
-            return "act"
-        if regenerated and not gen.keep_passages:
-            job.drop_passages = True
-            return "act"
-        return "continue"
-
-    def _retrieve(self, requests: Sequence[tuple[_Job, str | list[str], str]]) -> list[RetrievalOutcome]:
+    def _retrieve(self, requests: Sequence[tuple[_Row, list[str], str]]) -> list[RetrievalOutcome]:
         """Run the queries (batched); several queries of one request are retrieved separately and
-        their passages pooled (deduplicated, in order). A failing retriever degrades the step
+        their passages pooled (deduplicated, in order). A failing retriever degrades the retrieval
         instead of raising. Per request: ``new`` (the row's passages were replaced), ``same`` (every
         passage is already in the prompt: nothing to regenerate from, unless
         ``generation.regenerate_without_new_passages``) or ``failed``."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
-        groups = [[q] if isinstance(q, str) else list(q) for _, q, _ in requests]
-        queries = [q for group in groups for q in group]
+        queries = [q for _, group, _ in requests for q in group]
         try:
             flat: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
         except Exception:
@@ -543,70 +565,69 @@ class GatedRAG:
                     flat.append(self.retriever.retrieve([q], k)[0])
                 except Exception as err:
                     flat.append(err)
-        ok: list[RetrievalOutcome] = []
+        outcomes: list[RetrievalOutcome] = []
         pos = 0
-        for (job, _, trigger), group in zip(requests, groups):
+        for row, group, trigger in requests:
             results, pos = flat[pos : pos + len(group)], pos + len(group)
-            step = Step(index=len(job.steps), kind="retrieval", query=" | ".join(group), trigger=trigger)
-            errors = [r for r in results if isinstance(r, Exception)]
-            if len(errors) == len(results):  # all failed (or no query at all)
-                err = errors[0] if errors else ValueError("no query")
-                step.error = f"retriever failed: {type(err).__name__}: {err}"
-                ok.append("failed")
-            else:
-                job.counts.retrievals += 1
-                pooled: dict[str, Hit] = {}
-                for res in results:
-                    if not isinstance(res, Exception):
-                        for h in res:
-                            pooled.setdefault(h.passage.id, h)
-                hits = [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(pooled.values())]
-                step.passages = [
-                    StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in hits
-                ]
-                if errors:
-                    step.error = (
-                        f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
-                    )
-                held = {h.passage.id for h in job.passages or []}
-                if hits and not self.config.generation.regenerate_without_new_passages and held >= set(pooled):
-                    step.note = "every passage is already in the prompt"
-                    ok.append("same")
-                    self._record(job, step)
-                    continue
-                if hits:
-                    carry = self.config.retrieval.carry_passages
-                    new = {h.passage.id for h in hits}
-                    kept = [h for h in job.passages or [] if h.passage.id not in new][:carry] if carry else []
-                    step.carried = [h.passage.id for h in kept]
-                    job.passages = hits + kept
-                    job.mix = False  # new passages: measure again before controlling
-                else:
-                    step.error = step.error or "no passage matched the query"
-                ok.append("new" if hits else "failed")
-            self._record(job, step)
-        return ok
+            outcome, fields = self._pool(row, results)
+            row.emit(Retrieved, query=" | ".join(group), trigger=trigger, **fields)
+            outcomes.append(outcome)
+        return outcomes
 
-    def _finish(self, session: DecodeSession, key: Hashable, job: _Job, reason: AnswerFinish) -> None:
-        job.done = True
-        job.finish = "answer" if any(self._is_final(s) for s in job.accepted) else reason
+    def _pool(self, row: _Row, results: list[list[Hit] | Exception]) -> tuple[RetrievalOutcome, dict[str, Any]]:
+        """One request's outcome and the fields of its :class:`Retrieved` event; replaces the row's
+        passages when there are new ones."""
+        errors = [r for r in results if isinstance(r, Exception)]
+        if len(errors) == len(results):  # all failed (or no query at all)
+            err = errors[0] if errors else ValueError("no query")
+            return "failed", {"error": f"retriever failed: {type(err).__name__}: {err}"}
+        row.counts.retrievals += 1
+        pooled: dict[str, Hit] = {}
+        for res in results:
+            if not isinstance(res, Exception):
+                for h in res:
+                    pooled.setdefault(h.passage.id, h)
+        hits = [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(pooled.values())]
+        fields: dict[str, Any] = {
+            "passages": [StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in hits]
+        }
+        if errors:
+            fields["error"] = f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
+        if not hits:
+            fields["error"] = fields.get("error") or "no passage matched the query"
+            return "failed", fields
+        held = {h.passage.id for h in row.passages or []}
+        if not self.config.generation.regenerate_without_new_passages and held >= set(pooled):
+            fields["note"] = "every passage is already in the prompt"
+            return "same", fields
+        carry = self.config.retrieval.carry_passages
+        new = {h.passage.id for h in hits}
+        kept = [h for h in row.passages or [] if h.passage.id not in new][:carry] if carry else []
+        fields["carried"] = [h.passage.id for h in kept]
+        row.passages = hits + kept
+        row.control_on = False  # new passages: measure again before controlling
+        return "new", fields
+
+    def _finish(self, session: DecodeSession, key: Hashable, row: _Row, reason: AnswerFinish) -> None:
+        row.move(Phase.FINISHED)
+        row.finish = "answer" if any(self._is_final(s) for s in row.accepted) else reason
         session.close(key)
 
-    def _answer(self, job: _Job) -> Answer:
+    def _answer(self, row: _Row) -> Answer:
         marker = self.config.generation.answer_marker
-        text = " ".join(s.text for s in job.accepted)
+        text = " ".join(s.text for s in row.accepted)
         short = extract_answer(text, marker)
-        job.counts.wall_time_s = round(time.perf_counter() - job.t0, 3)
-        return Answer(
-            question=job.question,
+        row.counts.wall_time_s = round(time.perf_counter() - row.t0, 3)
+        row.emit(
+            Finished,
             text=text,
-            answer=short if short is not None else (job.accepted[-1].text if job.accepted else ""),
-            confidence=self._confidence(job.accepted, marker),
-            counts=job.counts,
-            steps=job.steps,
-            finish_reason=job.finish,
-            model=getattr(self.lm, "name", ""),
+            answer=short if short is not None else (row.accepted[-1].text if row.accepted else ""),
+            confidence=self._confidence(row.accepted, marker),
+            counts=row.counts.model_copy(),
+            finish_reason=row.finish,
+            model=self.lm.name,
         )
+        return Answer.from_events(row.question, row.events)
 
     @staticmethod
     def _confidence(sentences: list[Sentence], marker: str) -> float:
@@ -627,4 +648,8 @@ class GatedRAG:
         return float(min(1.0, math.exp(sum(logps) / len(logps)))) if logps else 0.0
 
 
-__all__ = ["DRAFT_TRIGGER", "GatedRAG", "build_draft_gate", "extract_answer", "validate_question"]
+class _Cancelled(Exception):
+    """Raised inside a streamed answer whose consumer stopped listening."""
+
+
+__all__ = ["GatedRAG", "build_draft_gate", "extract_answer", "validate_question"]

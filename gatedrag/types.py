@@ -8,10 +8,10 @@ Conventions used throughout:
 * token spans are half-open ``[start, end)`` indices into the tokens of one sentence.
 
 Example:
-    >>> from gatedrag.types import Answer
-    >>> a = Answer(question="q", text="So the answer is x.", answer="x", confidence=0.9)
-    >>> Answer.model_validate_json(a.model_dump_json()) == a
-    True
+    >>> from gatedrag.types import TokenStep
+    >>> t = TokenStep(token_id=7, text=" Paris", logprob=-0.105, entropy=0.4)
+    >>> round(t.prob, 2)
+    0.9
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class Reason(_Model):
 class Decision(_Model):
     """The gate's verdict on one sentence."""
 
-    action: Literal["accept", "retrieve", "adjust"]
+    action: Literal["accept", "retrieve", "deep_search", "adjust"]
     reasons: list[Reason] = Field(default_factory=list)
     note: str | None = None
 
@@ -252,36 +252,17 @@ AnswerFinish = Literal["answer", "eos", "budget", "stop"]
 """Why an answer ended: a final-answer sentence, end-of-sequence, the token budget, a stop string."""
 
 
-class Answer(_Model):
-    """A gated, traced answer.
+def __getattr__(name: str) -> object:
+    # The answer is the fold of its events, so it lives beside them (gatedrag.events builds on the
+    # types above); it is importable from here as well.
+    if name == "Answer":
+        from gatedrag.events import Answer
 
-    ``text`` is the whole generated answer (reasoning included), ``answer`` the short final answer
-    extracted after "the answer is", ``confidence`` in [0, 1] the geometric-mean probability of the
-    tokens of the final answer (of all accepted tokens when no final answer was found).
-    """
-
-    question: str
-    text: str
-    answer: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    counts: Counts = Field(default_factory=Counts)
-    steps: list[Step] = Field(default_factory=list)
-    finish_reason: AnswerFinish = "answer"
-    model: str = ""
-
-    @property
-    def degraded(self) -> bool:
-        """True when any backend failed while answering (see the steps' ``error``)."""
-        return any(s.degraded for s in self.steps)
-
-    @property
-    def retrieved(self) -> bool:
-        """True when at least one retrieval ran for this answer."""
-        return self.counts.retrievals > 0
+        return Answer
+    raise AttributeError(f"module 'gatedrag.types' has no attribute {name!r}")
 
 
 __all__ = [
-    "Answer",
     "AnswerFinish",
     "CorpusCount",
     "Counts",

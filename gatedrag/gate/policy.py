@@ -1,224 +1,163 @@
-"""The gate: signal values and thresholds in, a typed :class:`~gatedrag.types.Decision` out.
+"""The policy: signal values and the answer's state in, one typed :class:`~gatedrag.gate.actions.Action` out.
+
+Every rule that turns signals into an action lives here, in the order it is applied:
+
+1. **Rungs.** A fired acting signal asks for its rung (``retrieve``, ``deep_search`` or ``adjust``);
+   retrieval rungs combine their signals by ``gate.combine`` (``any`` / ``all``), the adjust rung
+   by any. Rungs are tried in :data:`LADDER` order: retrieval beats knowledge control.
+2. **Vetoes.** A rung asked for may be refused (:data:`~gatedrag.gate.actions.VetoRule`): no
+   retriever, the final-answer sentence unchecked, just regenerated (hysteresis), the rest of the
+   answer accepted after a retrieval, the retrieval budget spent, control already on. A refused
+   rung falls to the next one; when none is left the sentence is accepted, its vetoes named.
+3. **Follow-ups** of an accepted sentence: a scheduled retrieval (FS-RAG, FL-RAG) while the
+   budget lasts, else dropping the passages after a regenerated sentence (``keep_passages=false``).
+
+The policy is pure: it never calls a model or a retriever, and it never changes a value it was given.
 
 Example:
     >>> import math
-    >>> from gatedrag.config import GateConfig, TokenRAGRule
-    >>> from gatedrag.gate import Gate
+    >>> from gatedrag.config import PipelineConfig
+    >>> from gatedrag.gate import Gate, Policy
+    >>> from gatedrag.gate.state import AnswerState, Phase
     >>> from gatedrag.types import TokenStep
-    >>> gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)]))
-    >>> toks = [TokenStep(token_id=1, text=" 1789", logprob=math.log(0.5), entropy=2.0)]
-    >>> values, decision = gate.evaluate(toks)
-    >>> decision.action, decision.reasons[0].signal, decision.reasons[0].value
-    ('retrieve', 'token_rag', 0.5)
+    >>> cfg = PipelineConfig()
+    >>> bundle = Gate(cfg.gate).evaluate([TokenStep(token_id=1, text=" 1789", logprob=math.log(0.5), entropy=2.0)])
+    >>> policy = Policy(cfg, has_retriever=True)
+    >>> policy.on_sentence(bundle, AnswerState(phase=Phase.ANSWERING)).kind
+    'retrieve'
+    >>> a = policy.on_sentence(bundle, AnswerState(phase=Phase.ANSWERING, retrievals=3))
+    >>> a.kind, a.vetoes[0].rule, a.note
+    ('accept', 'retrieval_budget', 'retrieval budget of 3 spent')
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
-from gatedrag.config import (
-    ConfidenceGainRule,
-    CooccurrenceRule,
-    EntityFrequencyRule,
-    EntropyRule,
-    FlareRule,
-    GateConfig,
-    GNLLRule,
-    RINDRule,
-    SignalRule,
-    TokenRAGRule,
-)
-from gatedrag.retrieval.query import build_query, truncate_words
-from gatedrag.signals import EntropySignal, FlareSignal, GNLLSignal, RINDSignal, TokenRAGSignal, TokenSignal
-from gatedrag.signals.base import SentenceContext
-from gatedrag.types import Decision, Reason, SignalValue, TokenStep
+from gatedrag.config import PipelineConfig
+from gatedrag.gate.actions import Action, FollowUp, Veto
+from gatedrag.gate.bundle import SignalBundle
+from gatedrag.gate.state import AnswerState, Phase
+from gatedrag.signals.base import Rung
+from gatedrag.types import Reason
+
+LADDER: tuple[Rung, ...] = ("deep_search", "retrieve", "adjust")
+"""The order rungs are tried in when several are asked for."""
+
+DRAFT_ABANDONED = "draft abandoned: retrieve with the question"
 
 
-def build_signal(rule: SignalRule, *, corpus: Any = None, extractor: Any = None) -> TokenSignal:
-    """The signal object a config rule describes; corpus signals read ``corpus`` (a
-    :class:`~gatedrag.corpus.base.CorpusStats`) and ``extractor`` (without them they are traced as
-    unavailable and never fire)."""
-    if isinstance(rule, ConfidenceGainRule):
-        from gatedrag.signals.gain import ConfidenceGainSignal
+class Policy:
+    """Decides on questions, draft sentences and sentences (see the module doc).
 
-        return ConfidenceGainSignal(threshold=rule.threshold, act=rule.act)  # type: ignore[return-value]
-    if isinstance(rule, EntityFrequencyRule):
-        from gatedrag.signals.corpus import EntityFrequencySignal
-
-        return EntityFrequencySignal(  # type: ignore[return-value]
-            corpus, extractor, tau=rule.tau, unit=rule.unit, aggregate=rule.aggregate, act=rule.act
-        )
-    if isinstance(rule, CooccurrenceRule):
-        from gatedrag.signals.corpus import CooccurrenceSignal
-
-        return CooccurrenceSignal(  # type: ignore[return-value]
-            corpus,
-            extractor,
-            tau_cooc=rule.tau_cooc,
-            window=rule.window,
-            max_clause_freq=rule.max_clause_freq,
-            query=rule.query,
-            pool=rule.pool,
-            act=rule.act,
-        )
-    if isinstance(rule, FlareRule):
-        return FlareSignal(theta=rule.theta, beta=rule.beta, act=rule.act)
-    if isinstance(rule, TokenRAGRule):
-        return TokenRAGSignal(theta=rule.theta, act=rule.act)
-    if isinstance(rule, GNLLRule):
-        return GNLLSignal(threshold=rule.threshold, normalize=rule.normalize, act=rule.act)
-    if isinstance(rule, EntropyRule):
-        return EntropySignal(threshold=rule.threshold, aggregate=rule.aggregate, act=rule.act)
-    if isinstance(rule, RINDRule):
-        return RINDSignal(
-            theta=rule.theta,
-            stopwords=rule.stopwords,
-            query_words=rule.query_words,
-            query_order=rule.query_order,
-            act=rule.act,
-        )
-    raise TypeError(f"unknown signal rule {rule!r}")
-
-
-class Gate:
-    """Computes every configured signal on a sentence and decides accept / retrieve.
-
-    Signals whose rule has ``act=False`` (or no threshold) are computed and traced but never
-    trigger. With ``combine="any"`` one acting signal over its threshold retrieves; with ``"all"``
-    every acting signal must be over.
+    ``has_retriever``: whether the pipeline has a retriever (without one, retrieval is vetoed).
+    ``draft_combine``: how the draft's rules combine (``draft.combine``).
     """
 
-    def __init__(
-        self,
-        config: GateConfig | None = None,
-        signals: Sequence[TokenSignal] | None = None,
-        *,
-        corpus: Any = None,
-        extractor: Any = None,
-    ):
-        self.config = config or GateConfig()
-        built: list[Any] = (
-            list(signals)
-            if signals is not None
-            else [build_signal(r, corpus=corpus, extractor=extractor) for r in self.config.rules]
+    def __init__(self, config: PipelineConfig, *, has_retriever: bool):
+        gen = config.generation
+        self.has_retriever = has_retriever
+        self.combine = config.gate.combine
+        self.draft_combine = config.draft.combine if config.draft is not None else "any"
+        self.check_final_sentence = config.gate.check_final_sentence
+        self.max_retrievals = gen.max_retrievals
+        self.rest_ungated = gen.accept_after_retrieval == "rest"
+        self.keep_passages = gen.keep_passages
+        self.scheduled = gen.scheduled_retrieval
+        self.scheduled_query: Literal["question", "sentence"] = (
+            "question" if gen.scheduled_query == "question" else "sentence"
         )
-        self.question_signals = [s for s in built if getattr(s, "stage", "sentence") == "question"]
-        self.signals: list[TokenSignal] = [s for s in built if getattr(s, "stage", "sentence") != "question"]
+        self.segment = "chunk" if gen.segment_tokens else "sentence"
+        self.control = config.control
+        self.control_always = config.control_mode == "always"
 
-    def _acting(self, signal: TokenSignal, value: SignalValue) -> bool:
-        return bool(getattr(signal, "act", True)) and value.threshold is not None
+    # -- the three decisions --------------------------------------------------------------------
+    def on_question(self, bundle: SignalBundle) -> Action:
+        """QuCo Stage 1: retrieve with the question before writing when its signals ask for it."""
+        reasons = bundle.asking("retrieve", self.combine)
+        if not reasons:
+            return Action(kind="accept")
+        if not self.has_retriever:
+            veto = Veto(rule="no_retriever", rung="retrieve", text="no retriever configured")
+            return Action(kind="accept", reasons=reasons, vetoes=(veto,), note=veto.text)
+        return Action(kind="retrieve", reasons=reasons, query_source="question")
 
-    @property
-    def needs_context(self) -> bool:
-        """Whether a signal reads more than the sentence's tokens (e.g. the model's attention)."""
-        return any(getattr(s, "needs_context", False) for s in self.signals)
+    def on_draft_sentence(self, bundle: SignalBundle, state: AnswerState) -> Action:
+        """A closed-book draft sentence, judged by the draft's rules: the first doubtful one abandons
+        the draft (retrieve with the question and write the answer again), budget permitting."""
+        end = "finish" if state.final else "accept"
+        reasons = bundle.asking("retrieve", self.draft_combine)
+        if not reasons:
+            return Action(kind=end)
+        veto = self._retrieval_budget(state)
+        if veto is not None:
+            return Action(kind=end, reasons=reasons, vetoes=(veto,), note=veto.text)
+        return Action(kind="retrieve", reasons=reasons, query_source="question", note=DRAFT_ABANDONED)
 
-    def evaluate(
-        self, tokens: Sequence[TokenStep], context: SentenceContext | None = None
-    ) -> tuple[list[SignalValue], Decision]:
-        values = [
-            s.evaluate(tokens, context) if getattr(s, "needs_context", False) else s.evaluate(tokens)  # type: ignore[call-arg]
-            for s in self.signals
-        ]
-        return values, self._decide(self.signals, values)
+    def on_sentence(self, bundle: SignalBundle, state: AnswerState) -> Action:
+        """A sentence of the answer: the first rung asked for and not vetoed, else accept."""
+        vetoes: list[Veto] = []
+        last: tuple[Reason, ...] = ()
+        for rung in LADDER:
+            reasons = bundle.asking(rung, self.combine)
+            if not reasons:
+                continue
+            veto = self._veto(rung, state)
+            if veto is None:
+                return self._take(rung, reasons, vetoes)
+            vetoes.append(veto)
+            last = reasons
+        return self._accept(last, vetoes, state)
 
-    def evaluate_questions(self, questions: Sequence[str]) -> list[tuple[list[SignalValue], Decision]]:
-        """The question-stage signals (QuCo Stage 1) on each question: ``retrieve`` means retrieve
-        with the question before generating. Empty values and ``accept`` when none is configured."""
-        per_signal = [s.evaluate_questions(questions) for s in self.question_signals]  # type: ignore[attr-defined]
-        out = []
-        for i in range(len(questions)):
-            values = [vals[i] for vals in per_signal]
-            out.append((values, self._decide(self.question_signals, values)))
-        return out
+    # -- rules --------------------------------------------------------------------------------
+    def _veto(self, rung: Rung, state: AnswerState) -> Veto | None:
+        """The first rule that refuses ``rung`` for this sentence, or ``None``."""
+        if rung == "adjust":
+            if state.control_on or self.control_always:
+                return Veto(rule="already_controlled", rung=rung, text="already written under knowledge control")
+            if state.phase is Phase.UNGATED or (state.phase is Phase.REGENERATING and self.rest_ungated):
+                return self._ungated(rung)  # under "rest", the rewrite is the start of the ungated rest
+            return None
+        if not self.has_retriever:
+            return Veto(rule="no_retriever", rung=rung, text="no retriever configured")
+        if state.final and not self.check_final_sentence:
+            return Veto(rule="final_unchecked", rung=rung, text="final-answer sentence is not checked")
+        if state.phase in (Phase.REGENERATING, Phase.CONTROLLED):
+            return Veto(rule="just_regenerated", rung=rung, text="already regenerated with retrieved passages")
+        if state.phase is Phase.UNGATED:
+            return self._ungated(rung)
+        return self._retrieval_budget(state, rung)
 
-    def _decide(self, signals: Sequence[Any], values: list[SignalValue]) -> Decision:
-        for s, v in zip(signals, values):
-            v.acting = self._acting(s, v)
+    def _ungated(self, rung: Rung) -> Veto:
+        return Veto(
+            rule="rest_ungated", rung=rung, text="written with retrieved passages (accept_after_retrieval=rest)"
+        )
 
-        def reasons(pairs: list[tuple[Any, SignalValue]]) -> list[Reason]:
-            return [
-                Reason(signal=v.name, value=v.value, threshold=float(v.threshold), span=v.span)  # type: ignore[arg-type]
-                for _, v in pairs
-            ]
+    def _retrieval_budget(self, state: AnswerState, rung: Rung = "retrieve") -> Veto | None:
+        if state.retrievals >= self.max_retrievals:
+            return Veto(rule="retrieval_budget", rung=rung, text=f"retrieval budget of {self.max_retrievals} spent")
+        return None
 
-        acting = [(s, v) for s, v in zip(signals, values) if v.acting]
-        adjusting = [(s, v) for s, v in acting if getattr(s, "action", "retrieve") == "adjust"]
-        acting = [(s, v) for s, v in acting if getattr(s, "action", "retrieve") != "adjust"]
-        fired = [(s, v) for s, v in acting if v.fired]
-        if fired and (self.config.combine == "any" or len(fired) == len(acting)):
-            return Decision(action="retrieve", reasons=reasons(fired))
-        conflicting = [(s, v) for s, v in adjusting if v.fired]
-        if conflicting:  # the "adjust" rung: passages and memory disagree; re-mix the logits
-            return Decision(action="adjust", reasons=reasons(conflicting))
-        return Decision(action="accept")
+    def _take(self, rung: Rung, reasons: tuple[Reason, ...], vetoes: Sequence[Veto]) -> Action:
+        if rung == "adjust":
+            c = self.control
+            how = "adaptive" if c.adaptive else f"alpha={c.alpha:g}"
+            note = f"knowledge control on: {how}, epsilon={c.epsilon:g}"
+            return Action(kind="adjust", reasons=reasons, vetoes=tuple(vetoes), control=c, note=note)
+        return Action(kind=rung, reasons=reasons, vetoes=tuple(vetoes), query_source="signals")
 
-    def query(
-        self,
-        tokens: Sequence[TokenStep],
-        decision: Decision,
-        values: Sequence[SignalValue],
-        context: SentenceContext,
-        *,
-        max_words: int = 64,
-    ) -> str:
-        """The retrieval query for a rejected sentence: the first fired signal's own formulation if
-        it has one (DRAGIN's QFS), else the sentence with that signal's doubtful tokens masked;
-        truncated to its last ``max_words`` words. (Several queries are joined; see :meth:`queries`.)"""
-        return " ".join(self.queries(tokens, decision, values, context, max_words=max_words))
-
-    def queries(
-        self,
-        tokens: Sequence[TokenStep],
-        decision: Decision,
-        values: Sequence[SignalValue],
-        context: SentenceContext,
-        *,
-        max_words: int = 64,
-        include_question: bool = False,
-        previous: str = "",
-    ) -> list[str]:
-        """Like :meth:`query`, but a signal may ask for several queries whose passages are pooled
-        (QuCo-RAG: one query per unsupported claim). ``include_question`` and ``previous`` (earlier
-        sentences of the answer) go before the masked sentence, not before a query a signal
-        formulated itself."""
-        by_name = {v.name: v for v in values}
-        for reason in decision.reasons:
-            for s in self.signals:
-                if s.name != reason.signal or reason.signal not in by_name:
-                    continue
-                several = getattr(s, "formulate_queries", None)
-                if several is not None:
-                    found = [
-                        truncate_words(q, max_words) for q in several(tokens, by_name[reason.signal], context) if q
-                    ]
-                    if found:
-                        return found
-                formulate = getattr(s, "formulate_query", None)
-                if formulate is not None:
-                    query = formulate(tokens, by_name[reason.signal], context)
-                    if query:
-                        return [truncate_words(query, max_words)]
-        mask = self.query_mask(tokens, decision)
-        return [
-            build_query(
-                context.question,
-                tokens,
-                mask,
-                max_words=max_words,
-                include_question=include_question,
-                previous=previous,
-            )
-        ]
-
-    def query_mask(self, tokens: Sequence[TokenStep], decision: Decision) -> set[int]:
-        """Tokens to drop from the query: the mask of the first signal that fired."""
-        for reason in decision.reasons:
-            for s in self.signals:
-                if s.name == reason.signal:
-                    return s.query_mask(tokens)
-        return set()
+    def _accept(self, reasons: tuple[Reason, ...], vetoes: Sequence[Veto], state: AnswerState) -> Action:
+        note = vetoes[-1].text if vetoes else None
+        if state.final:
+            return Action(kind="finish", reasons=reasons, vetoes=tuple(vetoes), note=note)
+        follow_up = None
+        if self.scheduled and self.has_retriever and state.retrievals < self.max_retrievals:
+            trigger = f"scheduled after {self.segment} {state.accepted + 1}"
+            follow_up = FollowUp(kind="scheduled_retrieval", query_source=self.scheduled_query, trigger=trigger)
+        elif state.phase is Phase.REGENERATING and not self.keep_passages:
+            follow_up = FollowUp(kind="drop_passages")
+        return Action(kind="accept", reasons=reasons, vetoes=tuple(vetoes), follow_up=follow_up, note=note)
 
 
-__all__ = ["Gate", "build_signal"]
+__all__ = ["DRAFT_ABANDONED", "LADDER", "Policy"]

@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict
+
+from gatedrag.config import KnowledgeControlConfig
 from gatedrag.types import DecodeOutcome, Sentence
 
 SentenceVerdict = Literal["continue", "done", "act"]
@@ -28,14 +31,40 @@ SentenceHook = Callable[[Hashable, Sentence], SentenceVerdict]
 """Called with (row key, sentence) for each completed sentence."""
 
 
+class Twin(BaseModel):
+    """A no-context twin of a row: the same answer tokens decoded after ``prompt`` (the prompt
+    without passages) in the same batch, so every token carries CK-PLUG's confidence gain; with
+    ``mix`` the row's logits are re-mixed under ``control``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    control: KnowledgeControlConfig = KnowledgeControlConfig()
+    mix: bool = False
+
+
 @runtime_checkable
 class DecodeSession(Protocol):
     """Rows being decoded by one model, each with its own prompt and cache."""
 
-    def start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
+    supports_twins: bool
+    """Whether :meth:`start` accepts a :class:`Twin` (knowledge-reliance control and the
+    confidence-gain signal need one)."""
+
+    def start(
+        self,
+        key: Hashable,
+        prompt: str,
+        *,
+        cached_prefix: str = "",
+        continuation: Sequence[int] = (),
+        twin: Twin | None = None,
+    ) -> int:
         """(Re)start row ``key`` on ``prompt`` followed by the token ids ``continuation`` (the answer
         so far). ``cached_prefix``, a prefix of ``prompt`` shared by many rows (instructions and
-        few-shot demos), is encoded once and reused. Returns the row's prompt length in tokens."""
+        few-shot demos), is encoded once and reused. ``twin``: decode a no-context twin alongside
+        (only where :attr:`supports_twins`). Returns the row's prompt length in tokens (the twin's
+        included)."""
         ...
 
     def decode(
@@ -81,4 +110,4 @@ class LanguageModel(Protocol):
         ...
 
 
-__all__ = ["DecodeSession", "LanguageModel", "SentenceHook", "SentenceVerdict"]
+__all__ = ["DecodeSession", "LanguageModel", "SentenceHook", "SentenceVerdict", "Twin"]

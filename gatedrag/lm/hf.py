@@ -27,7 +27,7 @@ from typing import Any
 
 from gatedrag.config import ModelConfig
 from gatedrag.errors import ContextLengthError, InputError, ModelError
-from gatedrag.lm.base import SentenceHook
+from gatedrag.lm.base import SentenceHook, Twin
 from gatedrag.lm.monitor import RowStream, SentenceMonitor
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
 from gatedrag.types import DecodeOutcome
@@ -249,8 +249,8 @@ class HFDecodeSession:
         self.lm = lm
         self.rows: dict[Hashable, _Row] = {}
 
-    supports_control = True
-    """Rows can decode a no-context twin alongside (``start(parametric_prompt=...)``)."""
+    supports_twins = True
+    """Rows can decode a no-context twin alongside (``start(twin=...)``)."""
 
     def start(
         self,
@@ -259,26 +259,21 @@ class HFDecodeSession:
         *,
         cached_prefix: str = "",
         continuation: Sequence[int] = (),
-        parametric_prompt: str | None = None,
-        control: Any = None,
-        mix: bool = False,
+        twin: Twin | None = None,
     ) -> int:
-        """Also: with ``parametric_prompt`` the row gets a twin that decodes the same tokens after
-        that prompt, in the same batch; every token then carries CK-PLUG's confidence gain, and with
-        ``mix`` the logits are re-mixed under ``control`` (a
-        :class:`~gatedrag.config.KnowledgeControlConfig`). The twin's prompt tokens are counted in
-        the returned length."""
+        """Also: with ``twin`` the row gets a twin that decodes the same tokens after the twin's
+        prompt, in the same batch; every token then carries CK-PLUG's confidence gain, and with
+        ``twin.mix`` the logits are re-mixed under ``twin.control``. The twin's prompt tokens are
+        counted in the returned length."""
         n = self._start(key, prompt, cached_prefix=cached_prefix, continuation=continuation)
-        if parametric_prompt is None:
+        if twin is None:
             return n
-        from gatedrag.config import KnowledgeControlConfig
-
-        twin_ids = self.lm.encode(parametric_prompt, special=True)
+        twin_ids = self.lm.encode(twin.prompt, special=True)
         if not twin_ids or len(twin_ids) + len(continuation) + 1 > self.lm.context_length:
             raise InputError("the no-context prompt is empty or longer than the model's context")
         row = self.rows[key]
         row.twin = _Row(ids=twin_ids + list(continuation), prompt_len=len(twin_ids))
-        row.control, row.mix = control or KnowledgeControlConfig(), mix
+        row.control, row.mix = twin.control, twin.mix
         return n + len(twin_ids)
 
     def _start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:

@@ -1,17 +1,18 @@
 """Uncertainty signals (higher = more uncertain), one small class per rule."""
 
 from gatedrag.signals.attention import RINDSignal
-from gatedrag.signals.base import ContextSignal, SentenceContext, TokenSignal
+from gatedrag.signals.base import QuestionSignal, SentenceContext, Signal, SignalBase
 from gatedrag.signals.sequence import GNLLSignal
 from gatedrag.signals.token import EntropySignal, FlareSignal, TokenRAGSignal
 
 __all__ = [
-    "ContextSignal",
     "EntropySignal",
     "FlareSignal",
     "GNLLSignal",
+    "QuestionSignal",
     "RINDSignal",
     "SentenceContext",
+    "Signal",
+    "SignalBase",
     "TokenRAGSignal",
-    "TokenSignal",
 ]

@@ -37,11 +37,11 @@ Example (with a model that provides ``attention()``, e.g. :class:`gatedrag.lm.hf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from gatedrag.signals.base import AttentionModel, SentenceContext, span_of
+from gatedrag.signals.base import AttentionModel, Family, Need, SentenceContext, SignalBase, span_of
 from gatedrag.signals.words import clean_word, group_words, is_content_word
 from gatedrag.types import SignalValue, TokenStep
 
@@ -67,11 +67,14 @@ def word_scores(
     return words, ent * norm * len(words)
 
 
-class RINDSignal:
+class RINDSignal(SignalBase):
     """DRAGIN's RIND trigger (see the module doc); needs attention from the model."""
 
-    name = "rind"
-    needs_context = True
+    name: ClassVar[str] = "rind"
+    family: ClassVar[Family] = "attention"
+    unit: ClassVar[str] = "entropy (nats) x attention share x words"
+    needs: ClassVar[frozenset[Need]] = frozenset({"context", "attention"})
+    threshold_param: ClassVar[str] = "theta"
 
     def __init__(
         self,
@@ -137,12 +140,13 @@ class RINDSignal:
             },
         )
 
-    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
-        """Fallback query mask when QFS cannot run: nothing is masked (the whole sentence)."""
-        return set()
+    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+        """DRAGIN's QFS query (see the module doc); none when attention is unavailable (the
+        whole sentence is the query then: RIND masks nothing)."""
+        query = self._qfs(tokens, value, context)
+        return [query] if query else []
 
-    def formulate_query(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> str | None:
-        """DRAGIN's QFS query (see the module doc); ``None`` when attention is unavailable."""
+    def _qfs(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> str | None:
         model = _model(context)
         hit_tokens = sorted(set(value.token_indices))
         if model is None or not hit_tokens:

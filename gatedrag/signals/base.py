@@ -10,24 +10,87 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from gatedrag.types import SignalValue, Span, TokenStep
 
+Family = Literal["token", "sequence", "attention", "corpus", "context", "consistency"]
+"""Where a signal's evidence comes from: the token distribution, the whole sentence's likelihood,
+the model's attention, corpus statistics, how retrieved context shifts the model, agreement."""
+Rung = Literal["retrieve", "deep_search", "adjust"]
+"""What a fired signal asks the policy for: retrieval, deeper search, or knowledge-reliance control."""
+Stage = Literal["question", "sentence"]
+"""When a signal is read: on the question before generating, or on every generated sentence."""
+Need = Literal["context", "attention", "corpus", "extractor", "twin"]
+"""What a signal reads beyond a sentence's tokens: the answer so far, the model's attention, a
+corpus-statistics backend, an entity/claim extractor, a no-context twin decoded alongside."""
+
 
 @runtime_checkable
-class TokenSignal(Protocol):
-    """A signal computed from a sentence's token distributions."""
+class Signal(Protocol):
+    """An uncertainty signal, with what the gate, the config, tuning and reports need to know of it.
 
-    name: str
+    Class attributes declare the signal (one registration in :mod:`gatedrag.signals.registry`
+    makes it usable from a config): ``name``; ``family``; ``unit`` of its value; ``rung`` it asks
+    for when it fires; ``stage`` it is read at; ``needs``; ``threshold_param``, the rule field that
+    sets its threshold. Every value is oriented so that higher = more uncertain. ``act`` (from its
+    rule) says whether it may trigger an action or is only traced.
+    """
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    name: ClassVar[str]
+    family: ClassVar[Family]
+    unit: ClassVar[str]
+    rung: ClassVar[Rung]
+    stage: ClassVar[Stage]
+    needs: ClassVar[frozenset[Need]]
+    threshold_param: ClassVar[str]
+    act: bool
+
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         """The signal's value on this sentence (higher = more uncertain)."""
         ...
 
     def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
         """Indices of the tokens to leave out of a retrieval query built from this sentence."""
         ...
+
+    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+        """The signal's own retrieval queries for a sentence it fired on (DRAGIN's QFS, QuCo's claim
+        queries); empty: query with the sentence, its doubtful tokens masked."""
+        ...
+
+
+@runtime_checkable
+class QuestionSignal(Protocol):
+    """A signal read on the question before generating (``stage = "question"``)."""
+
+    name: ClassVar[str]
+    rung: ClassVar[Rung]
+    act: bool
+
+    def evaluate_questions(self, questions: Sequence[str]) -> list[SignalValue]:
+        """One value per question (higher = more uncertain)."""
+        ...
+
+
+class SignalBase:
+    """Defaults for a sentence signal: token family, asks for retrieval, reads only the tokens,
+    masks nothing, formulates no query of its own."""
+
+    name: ClassVar[str]
+    family: ClassVar[Family] = "token"
+    unit: ClassVar[str] = ""
+    rung: ClassVar[Rung] = "retrieve"
+    stage: ClassVar[Stage] = "sentence"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    threshold_param: ClassVar[str] = "threshold"
+    act: bool = True
+
+    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
+        return set()
+
+    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+        return []
 
 
 @runtime_checkable
@@ -58,23 +121,6 @@ class SentenceContext:
     model: Any = None
 
 
-@runtime_checkable
-class ContextSignal(Protocol):
-    """A signal that needs a :class:`SentenceContext` (e.g. attention) and may formulate its own
-    retrieval query."""
-
-    name: str
-    needs_context: bool
-
-    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue: ...
-
-    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]: ...
-
-    def formulate_query(
-        self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext
-    ) -> str | None: ...
-
-
 def span_of(tokens: Sequence[TokenStep], indices: Sequence[int]) -> Span | None:
     """The smallest span covering ``indices`` (``None`` when empty)."""
     if not indices:
@@ -83,4 +129,15 @@ def span_of(tokens: Sequence[TokenStep], indices: Sequence[int]) -> Span | None:
     return Span(start=start, end=end, text="".join(t.text for t in tokens[start:end]).strip())
 
 
-__all__ = ["AttentionModel", "ContextSignal", "SentenceContext", "TokenSignal", "span_of"]
+__all__ = [
+    "AttentionModel",
+    "Family",
+    "Need",
+    "QuestionSignal",
+    "Rung",
+    "SentenceContext",
+    "Signal",
+    "SignalBase",
+    "Stage",
+    "span_of",
+]

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 from gatedrag.corpus.base import CorpusStats
 from gatedrag.corpus.extract import Extractor
-from gatedrag.signals.base import SentenceContext
+from gatedrag.signals.base import Family, Need, Rung, SentenceContext, SignalBase, Stage
 from gatedrag.types import SignalValue, TokenStep, Triple
 
 NO_INFO = ("does not", "do not", "did not", "not provide", "not mention", "no information", "not known", "unknown")
@@ -59,8 +59,13 @@ def _failure(name: str, threshold: float, what: str, err: BaseException) -> Sign
 class EntityFrequencySignal:
     """QuCo Stage 1: fires when the question's entities are rare in the corpus (see module doc)."""
 
-    name = "entity_freq"
-    stage = "question"
+    name: ClassVar[str] = "entity_freq"
+    family: ClassVar[Family] = "corpus"
+    unit: ClassVar[str] = "-log10(occurrences per million tokens)"
+    rung: ClassVar[Rung] = "retrieve"
+    stage: ClassVar[Stage] = "question"
+    needs: ClassVar[frozenset[Need]] = frozenset({"corpus", "extractor"})
+    threshold_param: ClassVar[str] = "tau"
 
     def __init__(
         self,
@@ -119,11 +124,14 @@ class EntityFrequencySignal:
         )
 
 
-class CooccurrenceSignal:
+class CooccurrenceSignal(SignalBase):
     """QuCo Stage 2: fires when a claim's head and tail do not co-occur in the corpus."""
 
-    name = "cooc"
-    needs_context = True
+    name: ClassVar[str] = "cooc"
+    family: ClassVar[Family] = "corpus"
+    unit: ClassVar[str] = "unsupported claims"
+    needs: ClassVar[frozenset[Need]] = frozenset({"corpus", "extractor"})
+    threshold_param: ClassVar[str] = "tau_cooc"
 
     def __init__(
         self,
@@ -207,9 +215,6 @@ class CooccurrenceSignal:
     def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         return self.check_text("".join(t.text for t in tokens).strip())
 
-    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
-        return set()
-
     def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
         """QuCo's queries: ``head relation`` (or the full triple) of each unsupported claim, each
         retrieved on its own and the passages pooled (``pool=False``: one joined query); the
@@ -224,10 +229,6 @@ class CooccurrenceSignal:
             if text not in parts:
                 parts.append(text)
         return parts if self.pool else [" ".join(parts)]
-
-    def formulate_query(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> str | None:
-        """The queries of :meth:`formulate_queries` joined into one."""
-        return " ".join(self.formulate_queries(tokens, value, context)) or None
 
 
 __all__ = ["FREQ_FLOOR", "CooccurrenceSignal", "EntityFrequencySignal", "rarity"]

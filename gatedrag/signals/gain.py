@@ -21,23 +21,27 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from gatedrag.signals.base import span_of
+from gatedrag.signals.base import Family, Need, Rung, SentenceContext, SignalBase, span_of
 from gatedrag.types import SignalValue, TokenStep
 
 
-class ConfidenceGainSignal:
+class ConfidenceGainSignal(SignalBase):
     """Fraction of a sentence's tokens where context and memory conflict (see the module doc)."""
 
-    name = "confidence_gain"
-    action = "adjust"  # the gate answers a fired confidence-gain signal with logit control, not retrieval
+    name: ClassVar[str] = "confidence_gain"
+    family: ClassVar[Family] = "context"
+    unit: ClassVar[str] = "fraction of tokens in conflict"
+    rung: ClassVar[Rung] = "adjust"  # answered with logit control, not retrieval
+    needs: ClassVar[frozenset[Need]] = frozenset({"twin"})
 
     def __init__(self, threshold: float | None = 0.25, act: bool = True):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"confidence_gain threshold is a fraction of tokens in [0, 1], got {threshold}")
         self.threshold, self.act = threshold, act
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         measured = [(i, t) for i, t in enumerate(tokens) if t.confidence_gain is not None]
         if not measured:
             return SignalValue(
@@ -59,9 +63,6 @@ class ConfidenceGainSignal:
                 "conflict_tokens": float(len(flagged)),
             },
         )
-
-    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
-        return set()
 
 
 __all__ = ["ConfidenceGainSignal"]

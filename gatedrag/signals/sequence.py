@@ -17,22 +17,25 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from gatedrag.signals.base import span_of
+from gatedrag.signals.base import Family, SentenceContext, SignalBase, span_of
 from gatedrag.types import SignalValue, TokenStep
 
 
-class GNLLSignal:
+class GNLLSignal(SignalBase):
     """G-NLL of the sentence; fires above ``threshold`` (nats) if one is set."""
 
-    name = "gnll"
+    name: ClassVar[str] = "gnll"
+    family: ClassVar[Family] = "sequence"
+    unit: ClassVar[str] = "nats"
 
     def __init__(self, threshold: float | None = None, normalize: bool = False, act: bool = True):
         if threshold is not None and threshold < 0:
             raise ValueError(f"G-NLL threshold must be >= 0 nats, got {threshold}")
         self.threshold, self.normalize, self.act = threshold, normalize, act
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         nll = [-t.logprob for t in tokens]
         total = sum(nll)
         value = total / len(nll) if self.normalize and nll else total
@@ -46,9 +49,6 @@ class GNLLSignal:
             token_indices=worst,
             details={"nll_nats": total, "tokens": float(len(nll))},
         )
-
-    def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
-        return set()
 
 
 __all__ = ["GNLLSignal"]

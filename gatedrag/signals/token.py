@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
-from gatedrag.signals.base import span_of
+from gatedrag.signals.base import SentenceContext, SignalBase, span_of
 from gatedrag.types import SignalValue, TokenStep
 
 
@@ -34,10 +34,12 @@ def _probs(tokens: Sequence[TokenStep]) -> list[float]:
     return [math.exp(t.logprob) for t in tokens]
 
 
-class FlareSignal:
+class FlareSignal(SignalBase):
     """Original FLARE: fires when any token's probability is below ``theta``."""
 
-    name = "flare"
+    name: ClassVar[str] = "flare"
+    unit: ClassVar[str] = "1 - probability"
+    threshold_param: ClassVar[str] = "theta"
 
     def __init__(self, theta: float = 0.8, beta: float = 0.4, act: bool = True):
         if not 0.0 < theta <= 1.0:
@@ -46,7 +48,7 @@ class FlareSignal:
             raise ValueError(f"FLARE beta must be in [0, 1], got {beta}")
         self.theta, self.beta, self.act = theta, beta, act
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         probs = _probs(tokens)
         flagged = [i for i, p in enumerate(probs) if p < self.theta]
         p_min = min(probs, default=1.0)
@@ -64,17 +66,19 @@ class FlareSignal:
         return {i for i, p in enumerate(_probs(tokens)) if p <= self.beta}
 
 
-class TokenRAGSignal:
+class TokenRAGSignal(SignalBase):
     """TokenRAG: fires when the sentence's mean ``1 - p`` exceeds ``theta``."""
 
-    name = "token_rag"
+    name: ClassVar[str] = "token_rag"
+    unit: ClassVar[str] = "mean 1 - probability"
+    threshold_param: ClassVar[str] = "theta"
 
     def __init__(self, theta: float = 0.1, act: bool = True):
         if not 0.0 <= theta <= 1.0:
             raise ValueError(f"TokenRAG theta must be in [0, 1], got {theta}")
         self.theta, self.act = theta, act
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         probs = _probs(tokens)
         value = sum(1.0 - p for p in probs) / len(probs) if probs else 0.0
         flagged = [i for i, p in enumerate(probs) if 1.0 - p > self.theta]
@@ -92,17 +96,18 @@ class TokenRAGSignal:
         return {i for i, p in enumerate(_probs(tokens)) if 1.0 - p > self.theta}
 
 
-class EntropySignal:
+class EntropySignal(SignalBase):
     """Token entropy (nats) aggregated over the sentence; fires above ``threshold`` if one is set."""
 
-    name = "entropy"
+    name: ClassVar[str] = "entropy"
+    unit: ClassVar[str] = "nats"
 
     def __init__(self, threshold: float | None = None, aggregate: Literal["max", "mean"] = "max", act: bool = True):
         if threshold is not None and threshold < 0:
             raise ValueError(f"entropy threshold must be >= 0 nats, got {threshold}")
         self.threshold, self.aggregate, self.act = threshold, aggregate, act
 
-    def evaluate(self, tokens: Sequence[TokenStep]) -> SignalValue:
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         ent = [t.entropy for t in tokens]
         if not ent:
             value = 0.0

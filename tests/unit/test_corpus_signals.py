@@ -104,13 +104,14 @@ def test_cooccurrence_counts_unsupported_claims_and_builds_quco_queries():
     assert v.fired and v.value == 1.0 and v.threshold == 0.5
     assert v.details["cooc[Ed Wood | Tim Burton]"] == 3 and v.details["cooc[Ed Wood | Tokyo]"] == 0
     assert "Ed Wood | Tokyo: 0 (unsupported)" in v.info
-    assert signal.formulate_query(toks(sentence), v, SentenceContext(question="q")) == "Ed Wood filmed in"
+    assert signal.formulate_queries(toks(sentence), v, SentenceContext(question="q")) == ["Ed Wood filmed in"]
     strict = CooccurrenceSignal(stats, ex, tau_cooc=5, query="full_triplet")
     v = strict.check_text(sentence)
     assert v.value == 2.0
-    assert strict.formulate_query(toks(sentence), v, SentenceContext()) == (
-        "Ed Wood directed by Tim Burton Ed Wood filmed in Tokyo"
-    )
+    assert strict.formulate_queries(toks(sentence), v, SentenceContext()) == [
+        "Ed Wood directed by Tim Burton",
+        "Ed Wood filmed in Tokyo",
+    ]
     none = signal.check_text("So the answer is Tim Burton.")
     assert not none.fired and none.info == "no claim to check"
     broken = CooccurrenceSignal(BrokenStats(), ex).check_text(sentence)
@@ -122,10 +123,10 @@ def test_gate_runs_question_signals_apart_from_sentence_signals():
     ex = FakeExtractor({"rare?": ["Zyx Qwerty"]})
     gate = Gate(GateConfig(rules=[EntityFrequencyRule(), CooccurrenceRule()]), corpus=stats, extractor=ex)
     assert [s.name for s in gate.question_signals] == ["entity_freq"] and [s.name for s in gate.signals] == ["cooc"]
-    ((values, decision),) = gate.evaluate_questions(["rare?"])
-    assert decision.action == "retrieve" and decision.reasons[0].signal == "entity_freq"
-    values, decision = gate.evaluate(toks("Nothing to check here."), SentenceContext())
-    assert [v.name for v in values] == ["cooc"] and decision.action == "accept"
+    (bundle,) = gate.evaluate_questions(["rare?"])
+    assert bundle.asking("retrieve")[0].signal == "entity_freq"
+    bundle = gate.evaluate(toks("Nothing to check here."), SentenceContext())
+    assert [v.name for v in bundle.values] == ["cooc"] and bundle.asking("retrieve") == ()
 
 
 def _retriever():

@@ -13,8 +13,10 @@ from gatedrag.config import (
     parse_config,
 )
 from gatedrag.errors import ConfigError
+from gatedrag.events import ROLE_TRIGGER
 from gatedrag.gate import Gate
-from gatedrag.pipeline import DRAFT_TRIGGER, GatedRAG
+from gatedrag.pipeline import GatedRAG
+from gatedrag.signals.base import SignalBase
 from gatedrag.types import Hit, Passage, SignalValue
 
 NEVER = FlareRule(theta=1e-9)  # no token of a 97-token vocabulary is that unlikely
@@ -42,16 +44,18 @@ class FailingRetriever:
         raise ConnectionError("search backend is down")
 
 
-class NthSentence:
+DRAFT_TRIGGER = ROLE_TRIGGER["draft"]
+
+
+class NthSentence(SignalBase):
     """A judge that fires on the ``n``-th sentence it sees (1-based) and on no other."""
 
     name = "nth"
-    act = True
 
     def __init__(self, n: int):
         self.n, self.seen = n, 0
 
-    def evaluate(self, tokens):
+    def evaluate(self, tokens, context=None):
         self.seen += 1
         hit = self.seen == self.n
         return SignalValue(name=self.name, value=float(hit), threshold=0.5, fired=hit)
@@ -146,13 +150,12 @@ def test_a_failing_retriever_keeps_the_draft_sentence_and_the_answer_goes_on(tin
     assert "search backend is down" in answer.steps[1].error
 
 
-class QuestionJudge:
+class QuestionJudge(SignalBase):
     """Fires on every sentence of an answer to one of ``doubtful`` questions (a random model writes
     the same text whatever the question): it decides the same in a batch as alone."""
 
     name = "doubtful_question"
-    act = True
-    needs_context = True
+    needs = frozenset({"context"})
 
     def __init__(self, doubtful: set[str]):
         self.doubtful = doubtful
@@ -160,9 +163,6 @@ class QuestionJudge:
     def evaluate(self, tokens, context):
         hit = context.question in self.doubtful
         return SignalValue(name=self.name, value=float(hit), threshold=0.5, fired=hit)
-
-    def query_mask(self, tokens):
-        return set()
 
 
 def test_batched_drafts_match_one_by_one(tiny_lm):

@@ -46,10 +46,10 @@ def test_failing_retriever_degrades_and_answer_continues(tiny_lm):
 def test_retrieval_is_traced_with_query_and_passages(tiny_lm):
     passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta gamma") for i in range(5)]
     retriever = BM25Retriever.build(passages)
-    steps = []
+    events = []
     rag = GatedRAG(tiny_lm, retriever, config(retrieve_first=True, max_retrievals=2))
-    answer = rag.ask("alpha word3?", on_step=lambda i, s: steps.append(s))
-    assert steps == answer.steps
+    answer = rag.ask("alpha word3?", on_event=lambda i, e: events.append(e.model_dump_json()))
+    assert events == [e.model_dump_json() for e in answer.events]  # an event never changes once emitted
     first = answer.steps[0]
     assert first.kind == "retrieval" and first.trigger == "before generation" and first.passages
     sentences = [s for s in answer.steps if s.kind == "sentence"]

@@ -61,23 +61,22 @@ def test_higher_value_means_more_uncertain(signal):
 
 def test_gate_reasons_carry_value_threshold_and_span():
     gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1), FlareRule(act=False), GNLLRule()]))
-    values, decision = gate.evaluate(toks(0.99, 0.5, 0.99))
-    assert decision.action == "retrieve"
-    assert [r.signal for r in decision.reasons] == ["token_rag"]  # flare fired but does not act
+    bundle = gate.evaluate(toks(0.99, 0.5, 0.99))
+    values, reasons = bundle.values, bundle.asking("retrieve")
+    assert [r.signal for r in reasons] == ["token_rag"]  # flare fired but does not act
     flare = next(v for v in values if v.name == "flare")
     assert flare.fired and not flare.acting and values[0].acting
-    r = decision.reasons[0]
+    r = reasons[0]
     assert r.value == pytest.approx(values[0].value) and r.threshold == 0.1
     assert r.span is not None and r.span.start == 1 and r.span.end == 2
-    assert gate.query_mask(toks(0.99, 0.5, 0.99), decision) == {1}
+    assert gate.query_mask(toks(0.99, 0.5, 0.99), reasons) == {1}
 
 
 def test_gate_combine_all_and_accept():
     gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1), EntropyRule(threshold=5.0)], combine="all"))
-    _, decision = gate.evaluate(toks(0.5, 0.5))
-    assert decision.action == "accept" and decision.reasons == []
-    _, decision = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)])).evaluate(toks(0.99, 0.99))
-    assert decision.action == "accept"
+    assert gate.evaluate(toks(0.5, 0.5)).asking("retrieve", "all") == ()  # entropy did not fire
+    assert gate.evaluate(toks(0.5, 0.5)).asking("retrieve", "any")
+    assert Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)])).evaluate(toks(0.99, 0.99)).asking("retrieve") == ()
 
 
 def test_empty_sentence_never_fires():

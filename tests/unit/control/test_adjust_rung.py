@@ -12,7 +12,7 @@ from gatedrag.config import (
     PipelineConfig,
     TokenRAGRule,
 )
-from gatedrag.gate import Gate
+from gatedrag.gate import AnswerState, Gate, Phase, Policy
 from gatedrag.pipeline import GatedRAG
 from gatedrag.retrieval.bm25 import BM25Retriever
 from gatedrag.signals.gain import ConfidenceGainSignal
@@ -54,11 +54,13 @@ def test_gate_prefers_retrieval_over_adjustment():
     steps = [
         TokenStep(token_id=1, text=" x", logprob=-2.0, entropy=2.0, confidence_gain=-1.0, conflict=True),
     ]
-    gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1), ConfidenceGainRule(threshold=0.0)]))
-    assert gate.evaluate(steps)[1].action == "retrieve"
+    state = AnswerState(phase=Phase.ANSWERING)
+    both = GateConfig(rules=[TokenRAGRule(theta=0.1), ConfidenceGainRule(threshold=0.0)])
+    policy = Policy(PipelineConfig(gate=both), has_retriever=True)
+    assert policy.on_sentence(Gate(both).evaluate(steps), state).kind == "retrieve"
     gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.99), ConfidenceGainRule(threshold=0.0)]))
-    decision = gate.evaluate(steps)[1]
-    assert decision.action == "adjust" and decision.reasons[0].signal == "confidence_gain"
+    action = policy.on_sentence(gate.evaluate(steps), state)
+    assert action.kind == "adjust" and action.reasons[0].signal == "confidence_gain"
     assert isinstance(gate.signals[1], ConfidenceGainSignal)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatedrag.config import KnowledgeControlConfig as K
 from gatedrag.control.joint import generate_with_control
+from gatedrag.lm.base import Twin
 
 CTX = "Background: Paris is in France.\nQ: Where is Paris?\nA:"
 PAR = "Q: Where is Paris?\nA:"
@@ -14,7 +15,7 @@ def run(lm, rows, budget=8):
     """rows: {key: (prompt, parametric or None, config, mix)} -> {key: (token ids, token steps)}"""
     session = lm.open_session()
     for key, (prompt, par, cfg, mix) in rows.items():
-        session.start(key, prompt, parametric_prompt=par, control=cfg, mix=mix)
+        session.start(key, prompt, twin=Twin(prompt=par, control=cfg or K(), mix=mix) if par is not None else None)
     steps: dict = {k: [] for k in rows}
 
     def hook(key, sentence):
@@ -53,7 +54,7 @@ def test_mixing_twin_matches_the_joint_decoder_and_spares_other_rows(tiny_lm):
 def test_twin_keeps_its_cache_across_decode_calls(tiny_lm):
     cfg = K(alpha=0.9, epsilon=1.0)
     session = tiny_lm.open_session()
-    session.start("a", CTX, parametric_prompt=PAR, control=cfg, mix=True)
+    session.start("a", CTX, twin=Twin(prompt=PAR, control=cfg, mix=True))
     got: list[int] = []
 
     def hook(key, sentence):

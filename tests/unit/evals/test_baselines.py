@@ -8,7 +8,7 @@ import pytest
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError
 from gatedrag.evals.baselines import METHODS, method_config
-from gatedrag.gate import Gate
+from gatedrag.gate import AnswerState, Gate, Phase, Policy
 from gatedrag.pipeline import GatedRAG
 from gatedrag.retrieval.bm25 import BM25Retriever
 from gatedrag.signals.attention import RINDSignal
@@ -32,7 +32,8 @@ SPREAD = toks([(" It", 0.85, 0.5), (" won", 0.86, 0.6), (" two", 0.85, 0.7), (" 
 
 def decide(method, tokens, context=None):
     cfg = method_config(method, "hotpotqa")
-    return Gate(cfg.gate).evaluate(tokens, context)[1].action
+    bundle = Gate(cfg.gate).evaluate(tokens, context)
+    return Policy(cfg, has_retriever=True).on_sentence(bundle, AnswerState(phase=Phase.ANSWERING)).kind
 
 
 def test_flare_fires_on_any_token_below_0_8_and_masks_below_0_4():
@@ -40,8 +41,7 @@ def test_flare_fires_on_any_token_below_0_8_and_masks_below_0_4():
     assert decide("flare", ONE_DOUBT) == "retrieve"  # p = 0.75 < 0.8, though the mean 1-p is only 0.064
     gate = Gate(method_config("flare", "hotpotqa").gate)
     low = toks([(" born", 0.9, 0.1), (" 1803", 0.3, 2.0)])
-    _, decision = gate.evaluate(low)
-    assert gate.query_mask(low, decision) == {1}
+    assert gate.query_mask(low, gate.evaluate(low).asking("retrieve")) == {1}
 
 
 def test_token_rag_fires_on_mean_one_minus_p_above_0_1():
@@ -143,9 +143,9 @@ def test_qfs_picks_the_words_the_doubtful_tokens_attend_to():
     )
     value = value.model_copy(update={"token_indices": [2, 4]})
     # candidates precede the first hit word ("founded" in the sentence): question words + " Paris" " was"
-    assert RINDSignal(query_words=2).formulate_query(tokens, value, ctx) == "city Paris"
-    lowest = RINDSignal(query_words=2, query_order="lowest").formulate_query(tokens, value, ctx)
-    assert lowest == "founded Paris"  # the released code's ascending sort (ties keep text order)
+    assert RINDSignal(query_words=2).formulate_queries(tokens, value, ctx) == ["city Paris"]
+    lowest = RINDSignal(query_words=2, query_order="lowest").formulate_queries(tokens, value, ctx)
+    assert lowest == ["founded Paris"]  # the released code's ascending sort (ties keep text order)
 
 
 def test_every_method_has_a_documented_source_and_unknown_names_fail():
@@ -252,4 +252,4 @@ def test_quco_rag_carries_quco_thresholds_over_as_rates_and_skips_the_final_sent
     corpus = {r.signal: r for r in method_config("gated-corpus", "hotpotqa").gate.rules}
     assert corpus["entity_freq"].tau == 1.0 and corpus["cooc"].act
     # without a corpus backend the corpus signals are traced as unavailable and never fire
-    assert Gate(cfg.gate).evaluate(SPREAD, SentenceContext())[1].action == "accept"
+    assert Gate(cfg.gate).evaluate(SPREAD, SentenceContext()).asking("retrieve") == ()
