@@ -7,6 +7,7 @@ question: new vs the committed records, and new vs that commit on the same machi
 
     python benchmarks/reproduce.py --limit 24                      # this checkout vs the records
     python benchmarks/reproduce.py --limit 24 --baseline f275a1e   # ... and vs commit f275a1e here
+    python benchmarks/reproduce.py --new 28b8647 --baseline f275a1e   # both from worktrees (edit freely meanwhile)
     python benchmarks/reproduce.py --compare-only                  # tables from what is already run
 
 Runs are resumable (``gatedrag eval`` records per question); the comparison is written to
@@ -71,9 +72,17 @@ def _venv_for(worktree: Path) -> Path:
     return venv
 
 
-def _run(venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, threads: int | None) -> None:
+def _worktree(rev: str) -> Path:
+    worktree = ROOT / ".bench" / f"worktree-{rev}"
+    if not worktree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), rev], cwd=ROOT, check=True)
+    return worktree
+
+
+def _run(venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, datasets: list[str]) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
-    for dataset, methods in DATASETS.items():
+    for dataset in datasets:
+        methods = DATASETS[dataset]
         cmd = [
             str(venv_bin / "gatedrag"),
             "eval",
@@ -96,7 +105,11 @@ def _run(venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, threads:
         subprocess.run(cmd, cwd=cwd, env=env, check=True)
 
 
-def _compare(a_dir: Path, b_dir: Path, limit: int, a_name: str, b_name: str) -> tuple[list[str], list[str]]:
+def _compare(
+    a_dir: Path, b_dir: Path, limit: int, a_name: str, b_name: str, *, need_all: bool
+) -> tuple[list[str], list[str]]:
+    """Per method: questions compared, same prediction, same answer text, and whether that is enough
+    (every question on the same machine; 23 of 24 against records decoded elsewhere)."""
     rows, diffs = [], []
     for dataset, methods in DATASETS.items():
         for method in methods.split(","):
@@ -105,7 +118,8 @@ def _compare(a_dir: Path, b_dir: Path, limit: int, a_name: str, b_name: str) -> 
             ids = [i for i in list(b)[:limit] if i in a]
             same = [i for i in ids if a[i]["prediction"] == b[i]["prediction"]]
             traces = [i for i in ids if a[i]["text"] == b[i]["text"]]
-            ok = "yes" if len(same) >= min(len(ids), 23 if len(ids) == 24 else len(ids)) else "NO"
+            enough = len(ids) if need_all else len(ids) - max(1, len(ids) // 24)
+            ok = "yes" if len(same) >= enough else "NO"
             rows.append(f"| {dataset} | {method} | {len(ids)} | {len(same)} | {len(traces)} | {ok} |")
             for i in ids:
                 if a[i]["prediction"] != b[i]["prediction"] or a[i]["text"] != b[i]["text"]:
@@ -122,8 +136,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=24)
     ap.add_argument("--out", type=Path, default=ROOT / ".bench" / "reproduce")
     ap.add_argument("--baseline", help="another commit to run on this machine (a git worktree)")
+    ap.add_argument("--new", help="run the new code from this commit (a git worktree) instead of the checkout")
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, in the order run")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compare-only", action="store_true")
     ap.add_argument("--skip-new", action="store_true", help="run only the baseline commit")
     args = ap.parse_args()
@@ -132,26 +147,30 @@ def main() -> None:
     ).stdout.strip()
     new_dir = args.out / "new"
     base_dir = args.out / f"base-{args.baseline}" if args.baseline else None
+    datasets = [d for d in args.datasets.split(",") if d]
     if not args.compare_only:
-        if base_dir is not None:
-            worktree = ROOT / ".bench" / f"worktree-{args.baseline}"
-            if not worktree.exists():
-                subprocess.run(
-                    ["git", "worktree", "add", "--detach", str(worktree), args.baseline], cwd=ROOT, check=True
-                )
-            _run(_venv_for(worktree) / "bin", worktree, base_dir, args.limit, args.device, args.threads)
-        if not args.skip_new:
-            _run(Path(sys.executable).parent, ROOT, new_dir, args.limit, args.device, args.threads)
-    lines = [f"# Reproduction check ({head}, first {args.limit} questions per dataset)", ""]
+        for dataset in datasets:  # one dataset at a time, both codes: a cut-off run still compares something
+            if base_dir is not None:
+                worktree = _worktree(args.baseline)
+                _run(_venv_for(worktree) / "bin", worktree, base_dir, args.limit, args.device, [dataset])
+            if args.skip_new:
+                continue
+            if args.new:
+                worktree = _worktree(args.new)
+                _run(_venv_for(worktree) / "bin", worktree, new_dir, args.limit, args.device, [dataset])
+            else:
+                _run(Path(sys.executable).parent, ROOT, new_dir, args.limit, args.device, [dataset])
+    code = f"commit {args.new}" if args.new else f"checkout at {head}"
+    lines = [f"# Reproduction check (new code: {code}; first {args.limit} questions per dataset)", ""]
     header = [
-        "| dataset | method | questions | same prediction | same answer text | ≥ 23 of 24 |",
+        "| dataset | method | questions | same prediction | same answer text | enough |",
         "|---|---|---:|---:|---:|---|",
     ]
-    pairs = [("committed records", RECORDS, "records"), (f"commit {args.baseline}", base_dir, "base")]
-    for title, ref, short in pairs:
+    pairs = [("committed records", RECORDS, "records", False), (f"commit {args.baseline} here", base_dir, "base", True)]
+    for title, ref, short, need_all in pairs:
         if ref is None or not ref.exists() or not new_dir.exists():
             continue
-        rows, diffs = _compare(new_dir, ref, args.limit, "new", short)
+        rows, diffs = _compare(new_dir, ref, args.limit, "new", short, need_all=need_all)
         lines += [
             f"## New code vs {title}",
             "",
