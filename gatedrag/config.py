@@ -31,6 +31,11 @@ class _Config(BaseModel):
 class ModelConfig(_Config):
     """Which language model to load and how."""
 
+    backend: Literal["hf", "topk"] = "hf"
+    """``hf``: the model through transformers, with its full distributions, attention and twins;
+    ``topk``: the same model seen only through its ``top_k`` log-probabilities, as an
+    OpenAI-compatible server returns them (entropy estimated from the top-k, no attention, no
+    twins): what the pipeline does on such a backend."""
     name: str = DEFAULT_MODEL
     """A packaged model name (see ``gatedrag.lm.packaged.PACKAGED_MODELS``), a ``.gguf`` file or a
     Hugging Face model directory on disk."""
@@ -40,7 +45,15 @@ class ModelConfig(_Config):
     threads: int | None = Field(default=None, ge=1)
     """torch intra-op threads; ``None`` leaves torch's default."""
     top_k: int = Field(default=5, ge=0, le=100)
-    """How many alternatives of each next-token distribution to keep in the trace."""
+    """How many alternatives of each next-token distribution to keep (for ``backend: topk``, all the
+    backend returns: OpenAI-compatible servers give at most 20)."""
+
+    @model_validator(mode="after")
+    def _topk_backend(self) -> ModelConfig:
+        if self.backend == "topk" and self.top_k < 1:
+            raise ValueError("model.top_k must be at least 1 with backend topk (it is all the backend returns)")
+        return self
+
     cache_dir: Path | None = None
     """Where assembled and converted models are cached (default ``$GATEDRAG_CACHE`` or
     ``~/.cache/gatedrag``)."""

@@ -51,7 +51,12 @@ def build_model(config: ModelConfig, *, progress: Progress = None) -> LanguageMo
         progress(f"loading model {config.name}")
     from gatedrag.lm.hf import HFLanguageModel
 
-    return HFLanguageModel.load(config, progress=progress)
+    lm = HFLanguageModel.load(config, progress=progress)
+    if config.backend == "topk":
+        from gatedrag.lm.topk import TopKLanguageModel
+
+        return TopKLanguageModel(lm, k=config.top_k)
+    return lm
 
 
 def build_components(

@@ -471,8 +471,8 @@ class GatedRAG:
                     key,
                     prompt,
                     cached_prefix=prefix,
-                    continuation=row.accepted_ids,
-                    twin=self._twin(session, row, passages),
+                    continuation=row.accepted,
+                    twin=self._twin(row, passages),
                 )
                 row.segment_start = len(row.accepted_ids)
                 break
@@ -495,11 +495,11 @@ class GatedRAG:
             row.passages = passages
         return True
 
-    def _twin(self, session: DecodeSession, row: _Row, passages: list[Hit] | None) -> Twin | None:
-        """A no-context twin for a row with passages, where the session decodes twins and the
+    def _twin(self, row: _Row, passages: list[Hit] | None) -> Twin | None:
+        """A no-context twin for a row with passages, where the model decodes twins and the
         config reads them (an adjust rung in the gate, or control always on)."""
         always = self.config.control_mode == "always"
-        if not passages or not session.supports_twins:
+        if not passages or not self.lm.capabilities.twins:
             return None
         if not always and not any(s.rung == "adjust" for s in self.gate.signals):
             return None

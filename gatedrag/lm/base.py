@@ -1,10 +1,17 @@
-"""The language-model protocol gatedrag drives.
+"""The language-model protocol gatedrag drives, independent of any backend.
 
-A backend decodes several *rows* (one per question being answered) together, keeps each row's KV
-cache between calls, and reports every finished sentence to a hook with the per-token
-distributions it was drawn from. The hook's verdict decides what happens to the row:
-``"continue"`` (keep writing), ``"done"`` (the answer is complete) or ``"act"`` (stop so that the
-controller can act on this sentence, e.g. retrieve).
+Text goes in (prompts); text and token steps come out, each step with its log-probability, the
+entropy of the distribution it was drawn from and its top-k alternatives. A backend decodes
+several *rows* (one per question being answered) together and reports every finished sentence to a
+hook; the hook's verdict decides what happens to the row: ``"continue"`` (keep writing),
+``"done"`` (the answer is complete) or ``"act"`` (stop so that the controller can act on this
+sentence, e.g. retrieve). Sentence cutting is backend-neutral (:mod:`gatedrag.lm.cutter`).
+
+What a backend can do beyond that is declared in :class:`ModelCapabilities`, never probed: the
+full-vocabulary entropy (else each step's ``entropy`` is :func:`~gatedrag.lm.topk.topk_entropy`,
+the estimate from the top-k), attention (DRAGIN's RIND and QFS), no-context twins (CK-PLUG's
+confidence gain and knowledge control), per-row KV caches. The protocol also *scores* without
+generating (:meth:`LanguageModel.score`, :meth:`LanguageModel.next_token`).
 
 Example (with any backend, e.g. :class:`gatedrag.lm.hf.HFLanguageModel`)::
 
@@ -12,6 +19,7 @@ Example (with any backend, e.g. :class:`gatedrag.lm.hf.HFLanguageModel`)::
     session.start("q1", "Question: Where is Paris?\\nAnswer:")
     out = session.decode(["q1"], on_sentence=lambda key, s: "continue", budgets={"q1": 64})
     print(out["q1"].sentences[0].text)
+    lm.score(["The capital of France is"], [" Paris"])[0][0].logprob
 """
 
 from __future__ import annotations
@@ -19,16 +27,34 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.config import KnowledgeControlConfig
-from gatedrag.types import DecodeOutcome, Sentence
+from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 SentenceVerdict = Literal["continue", "done", "act"]
 """What a sentence hook decides: keep writing, the row is finished, or stop so the controller can act."""
 
 SentenceHook = Callable[[Hashable, Sentence], SentenceVerdict]
 """Called with (row key, sentence) for each completed sentence."""
+
+
+class ModelCapabilities(BaseModel):
+    """What a backend offers beyond text and top-k token log-probabilities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    full_entropy: bool = True
+    """Token steps carry the entropy of the full next-token distribution; ``False``: the estimate
+    from the top-k (:func:`gatedrag.lm.topk.topk_entropy`, a lower bound)."""
+    top_k: int = Field(default=5, ge=0)
+    """Alternatives per token step (OpenAI-compatible servers return at most 20)."""
+    attention: bool = False
+    """``attention(ids)`` is available (DRAGIN's RIND and QFS)."""
+    twins: bool = False
+    """Sessions decode no-context twins (:class:`Twin`): knowledge control and the confidence gain."""
+    kv_cache: bool = False
+    """Rows keep their cache between decoding calls (a continuation costs only its new tokens)."""
 
 
 class Twin(BaseModel):
@@ -43,13 +69,18 @@ class Twin(BaseModel):
     mix: bool = False
 
 
+class NextToken(BaseModel):
+    """The next-token distribution after a prompt: its entropy (nats) and most likely tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entropy: float = Field(ge=0.0)
+    top: list[TokenAlternative]
+
+
 @runtime_checkable
 class DecodeSession(Protocol):
-    """Rows being decoded by one model, each with its own prompt and cache."""
-
-    supports_twins: bool
-    """Whether :meth:`start` accepts a :class:`Twin` (knowledge-reliance control and the
-    confidence-gain signal need one)."""
+    """Rows being decoded by one model, each with its own prompt."""
 
     def start(
         self,
@@ -57,14 +88,14 @@ class DecodeSession(Protocol):
         prompt: str,
         *,
         cached_prefix: str = "",
-        continuation: Sequence[int] = (),
+        continuation: Sequence[Sentence] = (),
         twin: Twin | None = None,
     ) -> int:
-        """(Re)start row ``key`` on ``prompt`` followed by the token ids ``continuation`` (the answer
-        so far). ``cached_prefix``, a prefix of ``prompt`` shared by many rows (instructions and
-        few-shot demos), is encoded once and reused. ``twin``: decode a no-context twin alongside
-        (only where :attr:`supports_twins`). Returns the row's prompt length in tokens (the twin's
-        included)."""
+        """(Re)start row ``key`` on ``prompt`` followed by ``continuation``, the sentences of the
+        answer so far (a backend re-uses their tokens exactly). ``cached_prefix``, a prefix of
+        ``prompt`` shared by many rows (instructions and few-shot demos), may be encoded once and
+        reused. ``twin``: decode a no-context twin alongside (only where the model's capabilities
+        say ``twins``). Returns the row's prompt length in tokens (the twin's included)."""
         ...
 
     def decode(
@@ -100,6 +131,7 @@ class LanguageModel(Protocol):
 
     name: str
     context_length: int
+    capabilities: ModelCapabilities
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (without special tokens)."""
@@ -109,5 +141,23 @@ class LanguageModel(Protocol):
         """A new, empty set of rows."""
         ...
 
+    def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
+        """Each token of ``continuations[i]`` after ``prompts[i]``, with its log-probability, the
+        entropy of the distribution it was drawn from and the top-k alternatives: all pairs in one
+        batched forward pass, nothing generated."""
+        ...
 
-__all__ = ["DecodeSession", "LanguageModel", "SentenceHook", "SentenceVerdict", "Twin"]
+    def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
+        """The next-token distribution after each prompt (entropy and top-k), in one batched pass."""
+        ...
+
+
+__all__ = [
+    "DecodeSession",
+    "LanguageModel",
+    "ModelCapabilities",
+    "NextToken",
+    "SentenceHook",
+    "SentenceVerdict",
+    "Twin",
+]

@@ -27,10 +27,10 @@ from typing import Any
 
 from gatedrag.config import ModelConfig
 from gatedrag.errors import ContextLengthError, InputError, ModelError
-from gatedrag.lm.base import SentenceHook, Twin
+from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.monitor import RowStream, SentenceMonitor
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
-from gatedrag.types import DecodeOutcome
+from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 KV = list[tuple[Any, Any]]  # per layer (keys, values), each [1, kv_heads, length, head_dim]
 
@@ -118,6 +118,11 @@ class HFLanguageModel:
         self._prefixes: OrderedDict[str, tuple[list[int], KV]] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
 
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """Full entropy, attention, no-context twins and per-row KV caches."""
+        return ModelCapabilities(full_entropy=True, top_k=self.top_k, attention=True, twins=True, kv_cache=True)
+
     # -- loading --------------------------------------------------------------------------------
     @classmethod
     def load(cls, config: ModelConfig | None = None, progress: Callable[[str], None] | None = None) -> HFLanguageModel:
@@ -196,6 +201,91 @@ class HFLanguageModel:
                     self.model.set_attn_implementation(impl)
         return out.attentions[-1][0].float().mean(0).cpu().numpy()
 
+    # -- scoring without generating --------------------------------------------------------------
+    def _distributions(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[tuple[list[int], Any]]:
+        """Per pair: the continuation's token ids and the log-softmax of the next-token
+        distributions that predict them (one more at the end: after the whole continuation). One
+        right-padded forward pass; the final hidden states of just those positions go through the
+        output head."""
+        import torch
+
+        if isinstance(prompts, str) or isinstance(continuations, str) or len(prompts) != len(continuations):
+            raise InputError("prompts and continuations must be lists of the same length")
+        if not prompts:
+            return []
+        pairs = []
+        for prompt, cont in zip(prompts, continuations):
+            p_ids, c_ids = self.encode(prompt, special=True), self.encode(cont) if cont else []
+            if not p_ids:
+                raise InputError("every prompt needs at least one token")
+            if len(p_ids) + len(c_ids) > self.context_length:
+                raise ContextLengthError(
+                    f"a prompt and continuation of {len(p_ids) + len(c_ids):,} tokens exceed the context"
+                )
+            pairs.append((p_ids, c_ids))
+        width = max(len(p) + len(c) for p, c in pairs)
+        ids = [p + c + [self.pad_id] * (width - len(p) - len(c)) for p, c in pairs]
+        mask = [[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in pairs]
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=torch.tensor(ids, device=device),
+                attention_mask=torch.tensor(mask, device=device),
+                output_hidden_states=True,
+                use_cache=False,
+                logits_to_keep=1,
+            )
+            hidden = out.hidden_states[-1]
+            rows = [torch.arange(len(p) - 1, len(p) + len(c), device=device) for p, c in pairs]
+            picked = torch.cat([hidden[i, r] for i, r in enumerate(rows)])
+            logits = self.model.get_output_embeddings()(picked).float()
+            cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            logp = torch.log_softmax(logits, dim=-1)
+        out_rows, pos = [], 0
+        for (_, c), r in zip(pairs, rows):
+            out_rows.append((c, logp[pos : pos + len(r)]))
+            pos += len(r)
+        return out_rows
+
+    def _alternatives(self, logp: Any) -> tuple[float, list[TokenAlternative]]:
+        import torch
+
+        entropy = float(torch.special.entr(logp.exp()).sum().clamp(min=0.0))
+        k = min(self.top_k, logp.shape[-1])
+        top_lp, top_id = logp.topk(k)
+        texts = self.tokenizer.batch_decode(top_id.reshape(-1, 1).tolist()) if k else []
+        alts = [
+            TokenAlternative(token_id=int(i), text=t, logprob=min(float(lp), 0.0))
+            for i, t, lp in zip(top_id, texts, top_lp)
+        ]
+        return entropy, alts
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
+        """Each token of ``continuations[i]`` after ``prompts[i]`` (see :class:`~gatedrag.lm.base.LanguageModel`)."""
+        scored = []
+        for c_ids, logp in self._distributions(prompts, continuations):
+            steps = []
+            for j, token in enumerate(c_ids):
+                entropy, alts = self._alternatives(logp[j])
+                text = self.decode(c_ids[: j + 1])[len(self.decode(c_ids[:j])) :]
+                steps.append(
+                    TokenStep(
+                        token_id=token, text=text, logprob=min(float(logp[j, token]), 0.0), entropy=entropy, top=alts
+                    )
+                )
+            scored.append(steps)
+        return scored
+
+    def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
+        """The next-token distribution after each prompt (see :class:`~gatedrag.lm.base.LanguageModel`)."""
+        out = []
+        for _, logp in self._distributions(prompts, [""] * len(prompts)):
+            entropy, alts = self._alternatives(logp[0])
+            out.append(NextToken(entropy=entropy, top=alts))
+        return out
+
     # -- KV helpers -----------------------------------------------------------------------------
     def _forward(self, suffixes: Sequence[Sequence[int]], past: KV | None) -> list[KV]:
         """Run each suffix through the model after the shared cache ``past``, in one batch.
@@ -249,30 +339,28 @@ class HFDecodeSession:
         self.lm = lm
         self.rows: dict[Hashable, _Row] = {}
 
-    supports_twins = True
-    """Rows can decode a no-context twin alongside (``start(twin=...)``)."""
-
     def start(
         self,
         key: Hashable,
         prompt: str,
         *,
         cached_prefix: str = "",
-        continuation: Sequence[int] = (),
+        continuation: Sequence[Sentence] = (),
         twin: Twin | None = None,
     ) -> int:
         """Also: with ``twin`` the row gets a twin that decodes the same tokens after the twin's
         prompt, in the same batch; every token then carries CK-PLUG's confidence gain, and with
         ``twin.mix`` the logits are re-mixed under ``twin.control``. The twin's prompt tokens are
         counted in the returned length."""
-        n = self._start(key, prompt, cached_prefix=cached_prefix, continuation=continuation)
+        answer = [t.token_id for s in continuation for t in s.tokens]
+        n = self._start(key, prompt, cached_prefix=cached_prefix, continuation=answer)
         if twin is None:
             return n
         twin_ids = self.lm.encode(twin.prompt, special=True)
-        if not twin_ids or len(twin_ids) + len(continuation) + 1 > self.lm.context_length:
+        if not twin_ids or len(twin_ids) + len(answer) + 1 > self.lm.context_length:
             raise InputError("the no-context prompt is empty or longer than the model's context")
         row = self.rows[key]
-        row.twin = _Row(ids=twin_ids + list(continuation), prompt_len=len(twin_ids))
+        row.twin = _Row(ids=twin_ids + answer, prompt_len=len(twin_ids))
         row.control, row.mix = twin.control, twin.mix
         return n + len(twin_ids)
 

@@ -50,8 +50,9 @@ MAX_ATTENTION_TOKENS = 1024
 
 
 def _model(context: SentenceContext | None) -> AttentionModel | None:
-    model = getattr(context, "model", None)
-    return model if model is not None and callable(getattr(model, "attention", None)) else None
+    """The context's model when it declares attention among its capabilities."""
+    model = context.model if context is not None else None
+    return model if model is not None and model.capabilities.attention else None
 
 
 def word_scores(

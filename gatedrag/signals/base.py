@@ -95,7 +95,10 @@ class SignalBase:
 
 @runtime_checkable
 class AttentionModel(Protocol):
-    """A model that can show where it looks: what attention-based signals (RIND, QFS) need."""
+    """A model that can show where it looks: what attention-based signals (RIND, QFS) need. Its
+    ``capabilities.attention`` (:class:`~gatedrag.lm.base.ModelCapabilities`) says it can."""
+
+    capabilities: Any
 
     def encode(self, text: str) -> list[int]: ...
 

@@ -83,3 +83,32 @@ def test_prompt_longer_than_the_sliding_window_matches_generate(gemma_lm):
         )
     n = min(len(got), ref.shape[1])
     assert n > plen and got[plen:n] == ref[0, plen:n].tolist()
+
+
+def test_pipeline_end_to_end_on_top_20_log_probabilities(gemma_lm):
+    """The whole pipeline (token signals, gate, trace) on a backend that shows only the top-20
+    log-probabilities, as an OpenAI-compatible server does: same tokens, exact probability
+    signals, entropy from the estimate (a lower bound), no attention, no twins."""
+    from gatedrag.config import GenerationConfig, PipelineConfig
+    from gatedrag.lm.hf import HFLanguageModel
+    from gatedrag.lm.topk import TopKLanguageModel
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.retrieval.corpus import demo_corpus_path
+    from gatedrag.retrieval.factory import build_retriever
+
+    full_lm = HFLanguageModel(gemma_lm.model, gemma_lm.tokenizer, name="gemma-3-270m", top_k=20)
+    retriever = build_retriever(PipelineConfig().retrieval.model_copy(update={"corpus": demo_corpus_path()}))
+    cfg = PipelineConfig(generation=GenerationConfig(max_answer_tokens=48))
+    question = "Who directed the 1994 film about Ed Wood?"
+    full = GatedRAG(full_lm, retriever, cfg).ask(question)
+    top = GatedRAG(TopKLanguageModel(full_lm, k=20), retriever, cfg).ask(question)
+    assert top.text == full.text and top.counts.retrievals == full.counts.retrievals
+    assert top.model == "gemma-3-270m (top-20 log-probabilities)"
+    pairs = [(a, b) for a, b in zip(full.steps, top.steps) if a.kind == "sentence"]
+    assert pairs
+    for a, b in pairs:
+        va, vb = {v.name: v for v in a.signals}, {v.name: v for v in b.signals}
+        assert vb["token_rag"].value == pytest.approx(va["token_rag"].value)
+        assert vb["gnll"].value == pytest.approx(va["gnll"].value)
+        assert 0 <= vb["entropy"].value <= va["entropy"].value + 1e-4
+        assert a.decision.action == b.decision.action

@@ -9,6 +9,7 @@ from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError
 from gatedrag.evals.baselines import METHODS, method_config
 from gatedrag.gate import AnswerState, Gate, Phase, Policy
+from gatedrag.lm.base import ModelCapabilities
 from gatedrag.pipeline import GatedRAG
 from gatedrag.retrieval.bm25 import BM25Retriever
 from gatedrag.signals.attention import RINDSignal
@@ -58,6 +59,8 @@ def test_methods_without_a_gate_never_fire():
 
 class FakeAttention:
     """Words as tokens; attention given by a function of the token ids."""
+
+    capabilities = ModelCapabilities(attention=True)
 
     def __init__(self, vocab, att):
         self.vocab = {w: i for i, w in enumerate(vocab)}
@@ -123,8 +126,12 @@ def test_rind_stopword_modes():
 
 def test_rind_without_attention_is_traced_not_fired():
     _, tokens = rind_case()
-    value = RINDSignal().evaluate(tokens, SentenceContext(model=object()))
-    assert not value.fired and value.note and "attention" in value.note
+    class TextOnly:  # e.g. an OpenAI-compatible server: no attention
+        capabilities = ModelCapabilities(attention=False)
+
+    for ctx in (SentenceContext(model=TextOnly()), SentenceContext(), None):
+        value = RINDSignal().evaluate(tokens, ctx)
+        assert not value.fired and value.note and "attention" in value.note
 
 
 def test_qfs_picks_the_words_the_doubtful_tokens_attend_to():
