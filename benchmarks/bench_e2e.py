@@ -17,7 +17,7 @@ METHODS = {
     "closed": {"retriever": False},
     "gated": {},  # the default gate: TokenRAG mean(1-p) > 0.1
     "flare": {"gate": {"rules": [{"signal": "flare", "theta": 0.8, "beta": 0.4}]}},
-    "single": {"retriever": True, "gate": {"rules": []}, "generation": {"retrieve_first": True}},
+    "single": {"retriever": True, "gate": {"rules": []}, "policy": {"retrieve_first": True}},
 }
 
 

@@ -34,10 +34,10 @@ def main() -> None:
     import torch
 
     from gatedrag.config import (
+        DecodingConfig,
         EntropyRule,
         FlareRule,
         GateConfig,
-        GenerationConfig,
         GNLLRule,
         ModelConfig,
         PipelineConfig,
@@ -53,7 +53,7 @@ def main() -> None:
     for batch in (1, 8):
         cfg = PipelineConfig(
             gate=GateConfig(rules=[TokenRAGRule(act=False), FlareRule(act=False), GNLLRule(), EntropyRule()]),
-            generation=GenerationConfig(
+            decoding=DecodingConfig(
                 max_answer_tokens=args.tokens, stop_strings=(), answer_marker="\x00never", batch_size=batch
             ),
         )

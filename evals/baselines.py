@@ -7,7 +7,7 @@ also records RIND. Each entry says which published rule it reproduces and where 
 Example:
     >>> from gatedrag.evals.baselines import METHODS, method_config
     >>> cfg = method_config("flare", "hotpotqa")
-    >>> cfg.retrieval.top_k, cfg.generation.retrieve_first, [r.signal for r in cfg.gate.rules if r.act]
+    >>> cfg.retrieval.top_k, cfg.policy.retrieve_first, [r.signal for r in cfg.gate.rules if r.act]
     (2, True, ['flare'])
 """
 
@@ -42,14 +42,14 @@ class Method(BaseModel):
 def _rules(acting: tuple[str, ...], dataset: str, *, rind: bool, corpus: str | None = None) -> list[dict[str, Any]]:
     two_wiki = dataset == "2wikimultihopqa"
     rules: list[dict[str, Any]] = [
-        {"signal": "token_rag", "theta": 0.1},
+        {"signal": "token_rag", "threshold": 0.1},
         {"signal": "flare", "theta": 0.8, "beta": 0.4},
         {"signal": "gnll"},
         {"signal": "entropy"},
     ]
     if rind:
         # DRAGIN thresholds of the QuCo-RAG configs for Qwen2.5 / OLMo-2 / Llama-3 (anchors §3.1)
-        rules.append({"signal": "rind", "theta": 1.0 if two_wiki else 1.3, "query_words": 25 if two_wiki else 35})
+        rules.append({"signal": "rind", "threshold": 1.0 if two_wiki else 1.3, "query_words": 25 if two_wiki else 35})
     if corpus == "quco":
         # QuCo's absolute thresholds carried over as a rate: counts per million index tokens
         tau = QUCO_TAU_ENTITY.get(dataset, 1e3) * 1e6 / QUCO_INDEX_TOKENS
@@ -75,7 +75,7 @@ METHODS: dict[str, Method] = {
             name="sr-rag",
             reproduces="SR-RAG: retrieve once with the question, then answer",
             source="DRAGIN `SingleRAG`; QuCo-RAG Table 1",
-            settings={"generation": {"retrieve_first": True}},
+            settings={"policy": {"retrieve_first": True}},
         ),
         Method(
             name="fl-rag",
@@ -83,26 +83,26 @@ METHODS: dict[str, Method] = {
             source="DRAGIN Table 2 'FL-RAG' (`FixLengthRAG`, method fix-length-retrieval)",
             differs=(
                 "DRAGIN's released code queries with the question every time; set "
-                "generation.scheduled_query=question for that. The chunk length is ours (the paper's is not "
+                "policy.paper.scheduled_query=question for that. The chunk length is ours (the paper's is not "
                 "stated in what we read)."
             ),
             settings={
-                "generation": {
+                "decoding": {"segment_tokens": FIXED_LENGTH_TOKENS},
+                "policy": {
                     "retrieve_first": True,
-                    "segment_tokens": FIXED_LENGTH_TOKENS,
                     "scheduled_retrieval": True,
                     "keep_passages": True,
                     "max_retrievals": _UNLIMITED,
-                }
+                },
             },
         ),
         Method(
             name="fs-rag",
             reproduces="FS-RAG (IRCoT style): retrieve before every sentence with the previous sentence",
             source="DRAGIN Table 2 'FS-RAG'; QuCo-RAG Table 1 'FS-RAG (IRCoT-style)'",
-            differs="DRAGIN's released code queries with the question every time (generation.scheduled_query=question).",
+            differs="DRAGIN's released code queries with the question every time (policy.paper.scheduled_query=question).",
             settings={
-                "generation": {
+                "policy": {
                     "retrieve_first": True,
                     "scheduled_retrieval": True,
                     "keep_passages": True,
@@ -118,7 +118,7 @@ METHODS: dict[str, Method] = {
             acting=("flare",),
             settings={
                 "retrieval": {"top_k": 2},
-                "generation": {"retrieve_first": True, "keep_passages": True, "max_retrievals": _UNLIMITED},
+                "policy": {"retrieve_first": True, "keep_passages": True, "max_retrievals": _UNLIMITED},
             },
         ),
         Method(
@@ -131,10 +131,10 @@ METHODS: dict[str, Method] = {
             ),
             acting=("token_rag",),
             settings={
-                "generation": {
+                "policy": {
                     "keep_passages": True,
-                    "accept_after_retrieval": "rest",
                     "max_retrievals": _UNLIMITED,
+                    "paper": {"accept_after_retrieval": "rest"},
                 }
             },
         ),
@@ -148,7 +148,7 @@ METHODS: dict[str, Method] = {
                 "ascending sort is rind.query_order=lowest)."
             ),
             acting=("rind",),
-            settings={"generation": {"keep_passages": False, "max_retrievals": _UNLIMITED}},
+            settings={"policy": {"keep_passages": False, "max_retrievals": _UNLIMITED}},
         ),
         Method(
             name="quco-rag",
@@ -167,10 +167,7 @@ METHODS: dict[str, Method] = {
                 "code-only 2-tuple entity-count check is not reproduced."
             ),
             acting=("entity_freq", "cooc"),
-            settings={
-                "gate": {"check_final_sentence": False},
-                "generation": {"keep_passages": True, "max_retrievals": _UNLIMITED},
-            },
+            settings={"policy": {"check_final_sentence": False, "keep_passages": True, "max_retrievals": _UNLIMITED}},
         ),
         Method(
             name="sr-rag-ck",
@@ -181,9 +178,8 @@ METHODS: dict[str, Method] = {
                 "10 BGE passages and KILT prompts; the released code's conflict margin (epsilon=1)."
             ),
             settings={
-                "generation": {"retrieve_first": True},
+                "policy": {"retrieve_first": True, "control_mode": "always"},
                 "control": {"alpha": 0.5, "adaptive": True, "epsilon": 1.0},
-                "control_mode": "always",
             },
         ),
         Method(
@@ -229,7 +225,7 @@ def method_config(name: str, dataset: str, base: PipelineConfig | None = None) -
         corpus = {"quco-rag": "quco", "gated-corpus": "default"}.get(name)
         data["gate"]["rules"] = _rules(method.acting, dataset, rind=name == "dragin", corpus=corpus)
     if name not in OWN_METHODS:  # the published methods regenerate after every retrieval
-        data["generation"]["regenerate_without_new_passages"] = True
+        data["policy"]["paper"]["regenerate_without_new_passages"] = True
     if data["prompt"] == "cot":
         data["prompt"] = PROMPTS.get(dataset, "cot")
     data = _merge(data, method.settings)

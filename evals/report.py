@@ -32,16 +32,17 @@ from .runner import QuestionRecord, read_records
 from .significance import paired, wilson_interval
 
 DEFAULT_REFERENCES = ("gated", "no-rag")
-SIGNAL_ORDER = ("token_rag", "flare", "gnll", "entropy", "rind", "entity_freq", "cooc", "confidence_gain")
 CONFIDENCE = "confidence"
 
 
 def signal_order(present: set[str] | Sequence[str]) -> list[str]:
-    """The signals of ``present`` in report order (known ones first, then the rest by name), with
-    ``1 - confidence`` last when present."""
+    """The signals of ``present`` in report order (registered ones in registration order, then the
+    rest by name), with ``1 - confidence`` last when present."""
+    from gatedrag.config import RULES
+
     present = set(present)
-    known = [s for s in SIGNAL_ORDER if s in present]
-    rest = sorted(present - set(SIGNAL_ORDER) - {CONFIDENCE})
+    known = [s for s in RULES if s in present]
+    rest = sorted(present - set(RULES) - {CONFIDENCE})
     return known + rest + ([CONFIDENCE] if CONFIDENCE in present else [])
 
 

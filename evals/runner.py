@@ -39,7 +39,7 @@ from .datasets import DEFAULT_DATA_DIR, Example, Metric, corpus_path, dataset_sp
 from .metrics import score
 
 RECORD_VERSION = 1
-_EXECUTION_ONLY = {("model", "device"), ("model", "threads"), ("generation", "batch_size")}
+_EXECUTION_ONLY = {("model", "device"), ("model", "threads"), ("decoding", "batch_size")}
 
 
 class QuestionRecord(BaseModel):
@@ -184,18 +184,12 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
             data["corpus_stats"].pop(key, None)
     else:  # corpus statistics are not read: their settings cannot change the answers
         data.pop("corpus_stats", None)
-    if data.get("control_mode") == "gate" and not any(r["signal"] == "confidence_gain" for r in data["gate"]["rules"]):
+    if data["policy"]["control_mode"] == "gate" and not any(r["signal"] == "confidence_gain" for r in data["gate"]["rules"]):
         data.pop("control", None)  # no adjust rung: the control settings are never used
-        data.pop("control_mode", None)
     return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
 
 
 _MISSING = object()
-
-
-LEGACY_SETTINGS: dict[str, dict[str, Any]] = {"generation": {"regenerate_without_new_passages": True}}
-"""Settings added after runs had started whose default differs from what the code did before
-them: a fingerprint without the setting matches only this value (the earlier behaviour)."""
 
 
 def _diff(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING) -> list[str]:
@@ -214,17 +208,15 @@ def _diff(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING)
 
 
 def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
-    """Write the fingerprint on first use; refuse a different one later. Settings that did not
-    exist when the fingerprint was written are accepted at the value that reproduces the earlier
-    behaviour: their default, or their :data:`LEGACY_SETTINGS` value."""
+    """Write the fingerprint on first use; refuse a different one later. A setting that did not
+    exist when the fingerprint was written is accepted at its default (a setting is added with the
+    default that keeps the earlier behaviour)."""
     if run_file.is_file():
         try:
             old = json.loads(run_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, OSError) as err:
             raise ConfigError(f"cannot read {run_file}: {err}") from None
         defaults = {"config": PipelineConfig().model_dump(mode="json")}
-        for section, values in LEGACY_SETTINGS.items():
-            defaults["config"][section].update(values)
         changes = _diff(old, current, added_defaults=defaults)
         if changes:
             shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
@@ -253,13 +245,13 @@ def run_method(
     on_record: ProgressCallback | None = None,
 ) -> list[QuestionRecord]:
     """Answer the examples not yet in ``out_file`` with ``rag`` (a GatedRAG), in batches of
-    ``rag.config.generation.batch_size``, appending one record per question. Returns all records of
+    ``rag.config.decoding.batch_size``, appending one record per question. Returns all records of
     these examples, old and new, in example order."""
     existing = {r.id: r for r in read_records(out_file, repair=True)}
     todo = [e for e in examples if e.id not in existing]
     total = len(examples)
     done = total - len(todo)
-    size = rag.config.generation.batch_size
+    size = rag.config.decoding.batch_size
     with RecordWriter(out_file) as writer:
         for lo in range(0, len(todo), size):
             chunk = todo[lo : lo + size]

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from gatedrag.config import DraftConfig, PipelineConfig
+from gatedrag.config import RULES, DraftConfig, PipelineConfig
 from gatedrag.errors import ConfigError
 
 from .baselines import PROMPTS
@@ -42,28 +42,18 @@ from .datasets import DEFAULT_DATA_DIR, dataset_spec
 from .metrics import score
 from .runner import ProgressCallback, QuestionRecord, RunSummary, evaluate_configs, fingerprint
 
-THRESHOLD_FIELD = {
-    "token_rag": "theta",
-    "flare": "theta",
-    "rind": "theta",
-    "gnll": "threshold",
-    "entropy": "threshold",
-    "entity_freq": "tau",
-    "cooc": "tau_cooc",
-}
-
 
 def with_threshold(base: PipelineConfig, signal: str, value: float) -> PipelineConfig:
     """``base`` with ``signal`` acting at ``value`` (added to the gate if absent); other rules as they were."""
-    if signal not in THRESHOLD_FIELD:
-        raise ConfigError(f"cannot tune {signal!r}; tunable signals: {', '.join(THRESHOLD_FIELD)}")
+    if signal not in RULES:
+        raise ConfigError(f"cannot tune {signal!r}; tunable signals: {', '.join(RULES)}")
     data = base.model_dump(mode="json")
     rules: list[dict[str, Any]] = data["gate"]["rules"]
     rule = next((r for r in rules if r["signal"] == signal), None)
     if rule is None:
         rule = {"signal": signal}
         rules.append(rule)
-    rule[THRESHOLD_FIELD[signal]] = value
+    rule[RULES[signal].threshold_param] = value
     rule["act"] = True
     try:
         return PipelineConfig.model_validate(data)
@@ -160,7 +150,7 @@ def tune(
     table_path = out / f"tune_{spec.name}_{signal}.md"
     table_path.write_text(f"# {header}\n\n{table}\n", encoding="utf-8")
     chosen_cfg = configs[f"tune-{signal}-{best.value:g}"]
-    data = chosen_cfg.model_dump(mode="json", include={"model", "gate", "generation"})
+    data = chosen_cfg.model_dump(mode="json", include={"model", "gate", "policy", "decoding"})
     data["model"] = {"name": chosen_cfg.model.name}
     if own_prompt:
         data["prompt"] = chosen_cfg.prompt
@@ -172,14 +162,16 @@ def tune(
     )
 
 
-DRAFT_SIGNALS = ("flare", "token_rag", "gnll", "entropy", "rind")
-"""Signals whose firing on a sentence is ``value > threshold`` and so can be replayed from records."""
+def replayable_signals() -> list[str]:
+    """Registered signals whose firing on a sentence is ``value > threshold``, so that a draft
+    judge's threshold can be replayed from records (:attr:`~gatedrag.config.RuleBase.replayable`)."""
+    return [name for name, rule in RULES.items() if rule.replayable]
 
 
 def fired_threshold(signal: str, value: float) -> float:
     """The traced threshold a signal's value is compared with at rule setting ``value`` (FLARE's
     rule reads a token probability ``theta``; its value is ``1 - min p``, compared with ``1 - theta``)."""
-    return 1.0 - value if signal == "flare" else value
+    return RULES[signal].fired_threshold(value)
 
 
 class DraftRow(BaseModel):
@@ -264,8 +256,10 @@ def tune_draft(
     The chosen value has the highest EM (then F1, then fewer retrievals) within ``max_retrievals``
     per question; the written config is ``base`` with ``draft.rules`` set to the chosen judge.
     """
-    if signal not in DRAFT_SIGNALS:
-        raise ConfigError(f"cannot tune a draft judged by {signal!r}; replayable signals: {', '.join(DRAFT_SIGNALS)}")
+    if signal not in replayable_signals():
+        raise ConfigError(
+            f"cannot tune a draft judged by {signal!r}; replayable signals: {', '.join(replayable_signals())}"
+        )
     if not values:
         raise ConfigError("give at least one threshold value to sweep")
     spec = dataset_spec(dataset)
@@ -274,12 +268,13 @@ def tune_draft(
     draft = base.draft or DraftConfig()
     own = next((r.model_dump(mode="json") for r in draft.rules if r.signal == signal), {"signal": signal})
     judges = {
-        v: draft.model_dump(mode="json") | {"rules": [own | {THRESHOLD_FIELD[signal]: v, "act": True}]} for v in values
+        v: draft.model_dump(mode="json") | {"rules": [own | {RULES[signal].threshold_param: v, "act": True}]}
+        for v in values
     }
     data = base.model_dump(mode="json")
     data["draft"] = None
-    data["generation"]["retrieve_first"] = True
-    if base.generation.accept_after_retrieval == "rest":  # the rewrite after a draft is not gated
+    data["policy"]["retrieve_first"] = True
+    if base.policy.paper.accept_after_retrieval == "rest":  # the rewrite after a draft is not gated
         for rule in data["gate"]["rules"]:
             rule["act"] = False
     full_cfg = PipelineConfig.model_validate(data)  # what an abandoned draft turns into
@@ -288,21 +283,13 @@ def tune_draft(
     # and how the answer is cut, so bases that differ in their retrieval settings share it.
     judge_rule = judges[values[0]]["rules"][0] | {"act": False}
     rules = [r for r in base.model_dump(mode="json")["gate"]["rules"] if r["signal"] != signal] + [judge_rule]
-    gen = base.generation
     closed_cfg = PipelineConfig.model_validate(
         {
             "model": base.model.model_dump(mode="json"),
             "prompt": base.prompt,
             "gate": {"rules": [r | {"act": False} for r in rules]},
-            "generation": {
-                "max_answer_tokens": gen.max_answer_tokens,
-                "max_sentence_tokens": gen.max_sentence_tokens,
-                "segment_tokens": gen.segment_tokens,
-                "stop_strings": gen.stop_strings,
-                "answer_marker": gen.answer_marker,
-                "batch_size": gen.batch_size,
-                "max_retrievals": 0,
-            },
+            "decoding": base.decoding.model_dump(mode="json"),
+            "policy": {"max_retrievals": 0},
         }
     )
 
@@ -341,7 +328,7 @@ def tune_draft(
     )
     table_path = out / f"tune_draft_{spec.name}_{signal}.md"
     table_path.write_text(f"# {header}\n\n{table}\n", encoding="utf-8")
-    chosen = base.model_dump(mode="json", include={"model", "retrieval", "gate", "generation"})
+    chosen = base.model_dump(mode="json", include={"model", "retrieval", "gate", "policy", "decoding"})
     chosen["model"] = {"name": base.model.name}
     chosen["retrieval"].pop("corpus", None)
     chosen["retrieval"].pop("index_dir", None)
@@ -365,8 +352,6 @@ def tune_draft(
 
 
 __all__ = [
-    "DRAFT_SIGNALS",
-    "THRESHOLD_FIELD",
     "DraftRow",
     "DraftTuneResult",
     "SweepRow",
@@ -374,6 +359,7 @@ __all__ = [
     "choose",
     "fired_threshold",
     "replay_draft",
+    "replayable_signals",
     "tune",
     "tune_draft",
     "with_threshold",

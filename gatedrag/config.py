@@ -1,4 +1,4 @@
-"""Pydantic configuration: model, retrieval, gate and generation settings.
+"""Pydantic configuration: model, retrieval, gate, policy and decoding settings.
 
 Constructing a config has no side effects (nothing is loaded or created); values out of range
 raise :class:`gatedrag.errors.ConfigError` with the offending field named.
@@ -6,18 +6,30 @@ raise :class:`gatedrag.errors.ConfigError` with the offending field named.
 Example:
     >>> from gatedrag.config import PipelineConfig
     >>> cfg = PipelineConfig.model_validate({"gate": {"rules": [{"signal": "flare", "theta": 0.8}]}})
-    >>> cfg.gate.rules[0].theta
-    0.8
+    >>> cfg.gate.rules[0].theta, cfg.policy.max_retrievals, cfg.decoding.max_answer_tokens
+    (0.8, 3, 128)
+
+Sections: ``model``; ``retrieval``; ``gate`` (which signals are computed and may act); ``policy``
+(what the controller may do and when: retrieval first, budgets, schedules, the vetoes; with
+``policy.paper`` the switches that reproduce published methods' code where it differs from
+gatedrag); ``decoding`` (how the model writes: token budgets, sentence cutting, batching);
+``corpus_stats``; ``control`` (CK-PLUG's logit mix); ``prompt``; ``draft``.
+
+Signal rules are looked up by their ``signal`` name in :data:`RULES` (:func:`register_rule` adds
+one). A rule's ``threshold`` is always a threshold on the signal's traced value; the rules whose
+papers threshold something else keep the paper's name for it (FLARE's token probability
+``theta``, QuCo-RAG's entity frequency ``tau`` and co-occurrence count ``tau_cooc``).
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from gatedrag.errors import ConfigError
 
@@ -86,7 +98,80 @@ class RetrievalConfig(_Config):
     """Where the bm25s index lives; default: a folder in the cache keyed by the corpus checksum."""
 
 
-class FlareRule(_Config):
+class RuleBase(_Config):
+    """A signal rule: which signal (``signal``), whether it may act (``act``; otherwise it is
+    computed and traced only), and the signal's own settings."""
+
+    signal: str
+    act: bool = True
+    threshold_param: ClassVar[str] = "threshold"
+    """The field that sets when the signal fires (what ``gatedrag tune`` sweeps)."""
+    replayable: ClassVar[bool] = True
+    """The signal fires on a sentence exactly when its traced value exceeds
+    :meth:`fired_threshold`, so a threshold can be replayed on recorded values (``tune --draft``)."""
+
+    @classmethod
+    def fired_threshold(cls, setting: float) -> float:
+        """The traced value threshold at ``threshold_param = setting`` (identity unless the paper
+        thresholds something else, as FLARE's token probability)."""
+        return setting
+
+
+RULES: dict[str, type[RuleBase]] = {}
+"""Registered signal rules by signal name."""
+
+
+def register_rule(rule: type[RuleBase]) -> type[RuleBase]:
+    """Make ``rule`` usable in ``gate.rules`` and ``draft.rules`` under its ``signal`` name."""
+    RULES[rule.model_fields["signal"].default] = rule
+    return rule
+
+
+def _parse_rules(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    rules = []
+    for item in value:
+        if isinstance(item, RuleBase):
+            rules.append(item)
+            continue
+        name = item.get("signal") if isinstance(item, dict) else None
+        if name not in RULES:
+            raise PydanticCustomError(
+                "unknown_signal",
+                "unknown signal '{name}'; registered: {known}",
+                {"name": name, "known": ", ".join(RULES)},
+            )
+        rules.append(RULES[name].model_validate(item))
+    return rules
+
+
+SignalRule = Annotated[SerializeAsAny[RuleBase], Field()]
+Rules = Annotated[list[SignalRule], BeforeValidator(_parse_rules)]
+
+
+def _renamed(data: Any, old: str, signal: str) -> Any:
+    if isinstance(data, dict) and old in data:
+        raise ValueError(f"{signal}'s value threshold is `threshold` ({old} was renamed)")
+    return data
+
+
+@register_rule
+class TokenRAGRule(RuleBase):
+    """TokenRAG, the "FLARE" of the DRAGIN / QuCo-RAG repositories (their ``theta``): retrieve if
+    the sentence's mean ``1 - p`` exceeds ``threshold``. The query drops tokens with ``1 - p > threshold``."""
+
+    signal: Literal["token_rag"] = "token_rag"
+    threshold: float = Field(default=0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: Any) -> Any:
+        return _renamed(data, "theta", "token_rag")
+
+
+@register_rule
+class FlareRule(RuleBase):
     """Original FLARE (Jiang et al. 2023): retrieve if any token has probability < ``theta``.
 
     Signal value: ``1 - min_t p_t`` (higher = more uncertain); fires when it exceeds
@@ -95,42 +180,40 @@ class FlareRule(_Config):
 
     signal: Literal["flare"] = "flare"
     theta: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Token probability below which a token is doubtful (the traced value threshold is ``1 - theta``)."""
     beta: float = Field(default=0.4, ge=0.0, le=1.0)
-    act: bool = True
+    threshold_param: ClassVar[str] = "theta"
+
+    @classmethod
+    def fired_threshold(cls, setting: float) -> float:
+        return 1.0 - setting
 
 
-class TokenRAGRule(_Config):
-    """TokenRAG, the "FLARE" of the DRAGIN / QuCo-RAG repositories: retrieve if the sentence's mean
-    ``1 - p`` exceeds ``theta``. The query drops tokens with ``1 - p > theta``."""
-
-    signal: Literal["token_rag"] = "token_rag"
-    theta: float = Field(default=0.1, ge=0.0, le=1.0)
-    act: bool = True
-
-
-class GNLLRule(_Config):
+@register_rule
+class GNLLRule(RuleBase):
     """G-NLL (Aichberger et al. 2024): negative log-likelihood (nats) of the greedy sentence,
     ``-sum_t log p_t`` (or the per-token mean with ``normalize``). ``threshold=None`` = traced only."""
 
     signal: Literal["gnll"] = "gnll"
     threshold: float | None = Field(default=None, ge=0.0)
     normalize: bool = False
-    act: bool = True
 
 
-class EntropyRule(_Config):
+@register_rule
+class EntropyRule(RuleBase):
     """Token entropy (nats) of the full next-token distribution, aggregated over the sentence by
     ``max`` or ``mean``. ``threshold=None`` = traced only."""
 
     signal: Literal["entropy"] = "entropy"
     threshold: float | None = Field(default=None, ge=0.0)
     aggregate: Literal["max", "mean"] = "max"
-    act: bool = True
 
 
-class RINDRule(_Config):
+@register_rule
+class RINDRule(RuleBase):
     """DRAGIN's RIND (Su et al. 2024, anchors §3): per word, ``entropy (nats) x normalised max
-    attention it receives x number of words``; retrieve if any word's score exceeds ``theta``.
+    attention it receives x number of words``; retrieve if any word's score exceeds ``threshold``
+    (the paper's ``theta``).
 
     Needs a model that exposes attention (``attention()``); without it the signal is traced as
     unavailable and never fires. The query is DRAGIN's QFS: the ``query_words`` content words of
@@ -138,7 +221,7 @@ class RINDRule(_Config):
     """
 
     signal: Literal["rind"] = "rind"
-    theta: float = Field(default=1.2, ge=0.0)
+    threshold: float = Field(default=1.2, ge=0.0)
     stopwords: Literal["code", "paper"] = "code"
     """``paper``: function words score 0 before the threshold test (s_i in the paper's formula);
     ``code``: as the released code, every word can fire and the filter only picks the query's hit
@@ -148,10 +231,15 @@ class RINDRule(_Config):
     query_order: Literal["highest", "lowest"] = "highest"
     """``highest`` attention first, as the paper says; ``lowest`` reproduces the released code,
     which sorts ascending before taking the top-k."""
-    act: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: Any) -> Any:
+        return _renamed(data, "theta", "rind")
 
 
-class EntityFrequencyRule(_Config):
+@register_rule
+class EntityFrequencyRule(RuleBase):
     """QuCo-RAG Stage 1 (anchors §1.2): before generation, retrieve with the question when its
     entities are rare in the corpus: ``aggregate`` (mean, as QuCo) frequency below ``tau``.
 
@@ -165,10 +253,12 @@ class EntityFrequencyRule(_Config):
     tau: float = Field(default=1.0, gt=0.0)
     unit: Literal["per_million", "count"] = "per_million"
     aggregate: Literal["mean", "min", "max"] = "mean"
-    act: bool = True
+    threshold_param: ClassVar[str] = "tau"
+    replayable: ClassVar[bool] = False  # read on the question, not on sentences
 
 
-class CooccurrenceRule(_Config):
+@register_rule
+class CooccurrenceRule(RuleBase):
     """QuCo-RAG Stage 2 (anchors §1.3): retrieve for a sentence when one of its (head, relation,
     tail) claims has head and tail co-occurring fewer than ``tau_cooc`` times within ``window``
     tokens of the corpus. Signal value: the number of unsupported claims."""
@@ -185,10 +275,12 @@ class CooccurrenceRule(_Config):
     pool: bool = True
     """One retrieval per unsupported claim, passages pooled and deduplicated (QuCo); ``False``
     joins the claims' queries into one."""
-    act: bool = True
+    threshold_param: ClassVar[str] = "tau_cooc"
+    replayable: ClassVar[bool] = False  # tau_cooc changes the value (the count of unsupported claims)
 
 
-class ConfidenceGainRule(_Config):
+@register_rule
+class ConfidenceGainRule(RuleBase):
     """CK-PLUG's confidence gain (anchors §2) as the gate's "adjust" rung: while retrieved passages
     are in the prompt, a no-context twin is decoded alongside; a sentence whose fraction of
     conflicting tokens (CG < epsilon * H_c) exceeds ``threshold`` is written again with the logits
@@ -196,20 +288,9 @@ class ConfidenceGainRule(_Config):
 
     signal: Literal["confidence_gain"] = "confidence_gain"
     threshold: float = Field(default=0.25, ge=0.0, le=1.0)
-    act: bool = True
+    replayable: ClassVar[bool] = False  # needs passages: a closed-book record has no value
 
 
-SignalRule = Annotated[
-    FlareRule
-    | TokenRAGRule
-    | GNLLRule
-    | EntropyRule
-    | RINDRule
-    | EntityFrequencyRule
-    | CooccurrenceRule
-    | ConfidenceGainRule,
-    Field(discriminator="signal"),
-]
 CORPUS_SIGNALS = ("entity_freq", "cooc")
 
 
@@ -220,11 +301,9 @@ def _default_rules() -> list[SignalRule]:
 class GateConfig(_Config):
     """Which signals are computed on each sentence and which of them can trigger retrieval."""
 
-    rules: list[SignalRule] = Field(default_factory=_default_rules)
+    rules: Rules = Field(default_factory=_default_rules)
     combine: Literal["any", "all"] = "any"
     """``any``: one acting signal over its threshold retrieves; ``all``: every acting signal must."""
-    check_final_sentence: bool = True
-    """Gate the sentence holding "the answer is" too (DRAGIN does; QuCo-RAG never checks it)."""
 
     @model_validator(mode="after")
     def _unique(self) -> GateConfig:
@@ -234,27 +313,24 @@ class GateConfig(_Config):
         return self
 
 
-class GenerationConfig(_Config):
-    """Decoding and control-loop settings."""
+class DecodingConfig(_Config):
+    """How the model writes: token budgets, how the answer is cut into sentences, batching."""
 
     max_answer_tokens: int = Field(default=128, ge=1, le=8192)
     """Token budget of one answer (QuCo-RAG / DRAGIN use 128)."""
     max_sentence_tokens: int = Field(default=64, ge=1, le=1024)
     """A sentence longer than this is cut and scored as it is."""
-    retrieve_first: bool = False
-    """Retrieve with the question before generating (as SR-RAG and original FLARE do)."""
-    max_retrievals: int = Field(default=3, ge=0, le=100)
-    """Retrievals allowed per answer; past it, doubtful sentences are accepted with a note."""
-    keep_passages: bool = True
-    """Keep the last retrieved passages in the prompt for the following sentences (FLARE);
-    ``False`` drops them after the regenerated sentence (DRAGIN)."""
     segment_tokens: int | None = Field(default=None, ge=1, le=1024)
     """Cut the answer into fixed-length chunks of this many tokens instead of sentences (FL-RAG)."""
-    scheduled_retrieval: bool = False
-    """Retrieve before every segment whatever the gate says (FS-RAG per sentence, FL-RAG per chunk)."""
-    scheduled_query: Literal["previous_segment", "question"] = "previous_segment"
-    """Query of a scheduled retrieval: the segment just written (the papers' description, IRCoT
-    style) or the question every time (what DRAGIN's released code does)."""
+    stop_strings: tuple[str, ...] = ("\n\n", "\nQuestion:")
+    answer_marker: str = "the answer is"
+    batch_size: int = Field(default=8, ge=1, le=256)
+
+
+class PaperSwitches(_Config):
+    """Where published methods' code (or text) does something gatedrag does otherwise by default:
+    each switch reproduces one of them exactly (``gatedrag.evals.baselines`` sets them per method)."""
+
     regenerate_without_new_passages: bool = False
     """Regenerate after a retrieval that found only passages already in the prompt, as the
     published methods do. ``False`` keeps the doubtful sentence as written (it would be written
@@ -262,9 +338,31 @@ class GenerationConfig(_Config):
     accept_after_retrieval: Literal["sentence", "rest"] = "sentence"
     """What is accepted ungated after a retrieval: the regenerated sentence (DRAGIN, FLARE) or the
     whole rest of the answer written with the passages (the released TokenRAG code)."""
-    stop_strings: tuple[str, ...] = ("\n\n", "\nQuestion:")
-    answer_marker: str = "the answer is"
-    batch_size: int = Field(default=8, ge=1, le=256)
+    scheduled_query: Literal["previous_segment", "question"] = "previous_segment"
+    """Query of a scheduled retrieval: the segment just written (the papers' description, IRCoT
+    style) or the question every time (what DRAGIN's released code does)."""
+
+
+class PolicyConfig(_Config):
+    """What the controller may do and when: retrieval before writing, budgets, schedules, vetoes
+    (:class:`gatedrag.gate.Policy`)."""
+
+    retrieve_first: bool = False
+    """Retrieve with the question before generating (as SR-RAG and original FLARE do)."""
+    max_retrievals: int = Field(default=3, ge=0, le=100)
+    """Retrievals allowed per answer; past it, doubtful sentences are accepted with a note."""
+    keep_passages: bool = True
+    """Keep the last retrieved passages in the prompt for the following sentences (FLARE);
+    ``False`` drops them after the regenerated sentence (DRAGIN)."""
+    check_final_sentence: bool = True
+    """Gate the sentence holding "the answer is" too (DRAGIN does; QuCo-RAG never checks it)."""
+    scheduled_retrieval: bool = False
+    """Retrieve before every segment whatever the gate says (FS-RAG per sentence, FL-RAG per chunk)."""
+    control_mode: Literal["gate", "always"] = "gate"
+    """``gate``: logit control only through the "adjust" rung (a ``confidence_gain`` rule);
+    ``always``: every sentence written with retrieved passages is decoded under control (CK-PLUG's
+    own RAG setting)."""
+    paper: PaperSwitches = Field(default_factory=PaperSwitches)
 
 
 class CorpusStatsConfig(_Config):
@@ -301,7 +399,7 @@ class DraftConfig(_Config):
     (their own thresholds, independent of ``gate.rules``). A draft with no doubtful sentence is the
     answer, with no retrieval. The first doubtful sentence abandons the draft: passages are retrieved
     with the question and the answer is written again from its start with them in the prompt, gated
-    by ``gate.rules`` as usual (``generation.accept_after_retrieval="rest"`` accepts that rewrite
+    by ``gate.rules`` as usual (``policy.paper.accept_after_retrieval="rest"`` accepts that rewrite
     ungated, i.e. single retrieval only when the draft is doubtful). Drafts stop at the first
     doubtful sentence, so an abandoned draft costs only the tokens written until then.
 
@@ -316,7 +414,7 @@ class DraftConfig(_Config):
         0.25
     """
 
-    rules: list[SignalRule] = Field(default_factory=_default_draft_rules, min_length=1)
+    rules: Rules = Field(default_factory=_default_draft_rules, min_length=1)
     combine: Literal["any", "all"] = "any"
 
     @model_validator(mode="after")
@@ -328,7 +426,7 @@ class DraftConfig(_Config):
             raise ValueError("entity_freq judges the question, not a draft sentence: put it in gate.rules")
         if any(r.signal == "confidence_gain" for r in self.rules):
             raise ValueError("confidence_gain needs retrieved passages, which a draft is written without")
-        if not any(r.act and getattr(r, "threshold", 0.0) is not None for r in self.rules):
+        if not any(r.act and getattr(r, r.threshold_param) is not None for r in self.rules):
             raise ValueError("draft.rules needs an acting rule with a threshold to judge the draft")
         return self
 
@@ -351,33 +449,63 @@ class KnowledgeControlConfig(_Config):
     relative_top: float = Field(default=0.01, gt=0.0, le=1.0)
 
 
+def _default_control() -> KnowledgeControlConfig:
+    return KnowledgeControlConfig(adaptive=True, epsilon=0.0)
+
+
+_MOVED = {
+    "generation": "the generation section was split: decoding (max_answer_tokens, max_sentence_tokens, "
+    "segment_tokens, stop_strings, answer_marker, batch_size) and policy (retrieve_first, max_retrievals, "
+    "keep_passages, scheduled_retrieval; policy.paper: regenerate_without_new_passages, accept_after_retrieval, "
+    "scheduled_query)",
+    "control_mode": "control_mode moved to policy.control_mode",
+}
+
+
 class PipelineConfig(_Config):
     """Everything :class:`gatedrag.GatedRAG` needs; load one with :func:`load_config`."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     corpus_stats: CorpusStatsConfig = Field(default_factory=CorpusStatsConfig)
-    control: KnowledgeControlConfig = Field(default_factory=lambda: KnowledgeControlConfig(adaptive=True, epsilon=0.0))
+    control: KnowledgeControlConfig = Field(default_factory=lambda: _default_control())
     """How the "adjust" rung (a ``confidence_gain`` rule) detects conflict and re-mixes logits:
     adaptive weights and the paper's conflict test (CG < 0: the passages made the model *less* sure)
     by default. The released code's margin (epsilon 1) flagged 36-100 % of the tokens of sentences
     the passages supported in a real run, so it would rewrite almost every sentence."""
-    control_mode: Literal["gate", "always"] = "gate"
-    """``gate``: logit control only through the "adjust" rung; ``always``: every sentence written
-    with retrieved passages is decoded under control (CK-PLUG's own RAG setting)."""
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
     draft: DraftConfig | None = None
     """Write a closed-book draft first and retrieve only if it is doubtful (see :class:`DraftConfig`);
     ``None`` (default): the gate judges sentences written as they come."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, where in _MOVED.items():
+                if key in data:
+                    raise ValueError(where)
+            if isinstance(data.get("gate"), dict) and "check_final_sentence" in data["gate"]:
+                raise ValueError("gate.check_final_sentence moved to policy.check_final_sentence")
+        return data
+
     @model_validator(mode="after")
-    def _draft_compatible(self) -> PipelineConfig:
-        if self.draft is not None and self.generation.retrieve_first:
+    def _compatible(self) -> PipelineConfig:
+        if self.draft is not None and self.policy.retrieve_first:
             raise ValueError(
-                "draft and generation.retrieve_first exclude each other: a draft is written before any retrieval"
+                "draft and policy.retrieve_first exclude each other: a draft is written before any retrieval"
+            )
+        if self.decoding.segment_tokens is not None and self.draft is not None:
+            raise ValueError("draft needs sentences: decoding.segment_tokens cuts fixed-length chunks")
+        unused = self.policy.control_mode == "gate" and not any(r.signal == "confidence_gain" for r in self.gate.rules)
+        if unused and self.control != _default_control():
+            raise ValueError(
+                "control is set but nothing reads it: add a confidence_gain rule to gate.rules "
+                "or set policy.control_mode: always"
             )
         return self
 
@@ -426,23 +554,28 @@ def load_config(path: str | Path) -> PipelineConfig:
 __all__ = [
     "CORPUS_SIGNALS",
     "DEFAULT_MODEL",
+    "RULES",
     "ConfidenceGainRule",
     "CooccurrenceRule",
     "CorpusStatsConfig",
+    "DecodingConfig",
     "DraftConfig",
     "EntityFrequencyRule",
     "EntropyRule",
     "FlareRule",
     "GNLLRule",
     "GateConfig",
-    "GenerationConfig",
     "KnowledgeControlConfig",
     "ModelConfig",
+    "PaperSwitches",
     "PipelineConfig",
+    "PolicyConfig",
     "RINDRule",
     "RetrievalConfig",
+    "RuleBase",
     "SignalRule",
     "TokenRAGRule",
     "load_config",
     "parse_config",
+    "register_rule",
 ]

@@ -193,12 +193,12 @@ class GatedRAG:
         return self.batch([question], on_event=on_event)[0]
 
     def batch(self, questions: Sequence[str], *, on_event: EventCallback | None = None) -> list[Answer]:
-        """Answer several questions, decoding ``generation.batch_size`` of them together;
+        """Answer several questions, decoding ``decoding.batch_size`` of them together;
         ``on_event(i, event)`` is called as question ``i``'s events are emitted."""
         if isinstance(questions, str):
             raise InputError("batch() takes a list of questions; use ask() for one")
         cleaned = [validate_question(q) for q in questions]
-        size = self.config.generation.batch_size
+        size = self.config.decoding.batch_size
         answers: list[Answer] = []
         for lo in range(0, len(cleaned), size):
             answers += self._run([(lo + i, q) for i, q in enumerate(cleaned[lo : lo + size])], on_event)
@@ -253,12 +253,12 @@ class GatedRAG:
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self, items: list[tuple[int, str]], on_event: EventCallback | None) -> list[Answer]:
-        gen = self.config.generation
+        gen, policy = self.config.decoding, self.config.policy
         session = self.lm.open_session()
         rows: dict[Hashable, _Row] = {
             i: _Row(index=i, question=q, phase=Phase.ANSWERING, on_event=on_event) for i, q in items
         }
-        if gen.retrieve_first and self.retriever is not None:
+        if policy.retrieve_first and self.retriever is not None:
             self._retrieve([(r, [r.question], "before generation") for r in rows.values()])
         elif self.gate.question_signals:
             self._check_questions(list(rows.values()))
@@ -414,7 +414,7 @@ class GatedRAG:
                 self._start(session, key, row)
             row.move(pending.resume)
             return
-        rest = self.config.generation.accept_after_retrieval == "rest"
+        rest = self.policy.rest_ungated
         if outcome == "new" and pending.from_draft:
             row.emit(DraftDiscarded, sentences=list(row.draft))
             row.accepted, row.accepted_ids = [], []
@@ -498,7 +498,7 @@ class GatedRAG:
     def _twin(self, row: _Row, passages: list[Hit] | None) -> Twin | None:
         """A no-context twin for a row with passages, where the model decodes twins and the
         config reads them (an adjust rung in the gate, or control always on)."""
-        always = self.config.control_mode == "always"
+        always = self.config.policy.control_mode == "always"
         if not passages or not self.lm.capabilities.twins:
             return None
         if not always and not any(s.rung == "adjust" for s in self.gate.signals):
@@ -509,7 +509,7 @@ class GatedRAG:
     def _is_final(self, sentence: Sentence) -> bool:
         """Whether a segment completes the answer: it holds the answer marker (for fixed-length
         segments, followed by a finished sentence, so a chunk cut mid-answer does not end it)."""
-        gen = self.config.generation
+        gen = self.config.decoding
         text = sentence.text.lower()
         pos = text.find(gen.answer_marker.lower())
         if pos < 0:
@@ -528,7 +528,7 @@ class GatedRAG:
         their passages pooled (deduplicated, in order). A failing retriever degrades the retrieval
         instead of raising. Per request: ``new`` (the row's passages were replaced), ``same`` (every
         passage is already in the prompt: nothing to regenerate from, unless
-        ``generation.regenerate_without_new_passages``) or ``failed``."""
+        ``policy.paper.regenerate_without_new_passages``) or ``failed``."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
         queries = [q for _, group, _ in requests for q in group]
@@ -573,7 +573,7 @@ class GatedRAG:
             fields["error"] = fields.get("error") or "no passage matched the query"
             return "failed", fields
         held = {h.passage.id for h in row.passages or []}
-        if not self.config.generation.regenerate_without_new_passages and held >= set(pooled):
+        if not self.config.policy.paper.regenerate_without_new_passages and held >= set(pooled):
             fields["note"] = "every passage is already in the prompt"
             return "same", fields
         carry = self.config.retrieval.carry_passages
@@ -590,7 +590,7 @@ class GatedRAG:
         session.close(key)
 
     def _answer(self, row: _Row) -> Answer:
-        marker = self.config.generation.answer_marker
+        marker = self.config.decoding.answer_marker
         text = " ".join(s.text for s in row.accepted)
         short = extract_answer(text, marker)
         row.counts.wall_time_s = round(time.perf_counter() - row.t0, 3)

@@ -30,7 +30,7 @@ def _overridden(cfg: Any, model: str | None, device: str | None, batch_size: int
     if model_update:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_update)})
     if batch_size is not None:
-        cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"batch_size": batch_size})})
+        cfg = cfg.model_copy(update={"decoding": cfg.decoding.model_copy(update={"batch_size": batch_size})})
     return cfg.model_validate(cfg.model_dump())
 
 

@@ -38,11 +38,11 @@ VetoRule = Literal[
 """Why a rung the signals asked for was refused:
 
 * ``no_retriever``: nothing to retrieve from (closed-book answering);
-* ``final_unchecked``: the final-answer sentence is not gated (``gate.check_final_sentence=false``);
+* ``final_unchecked``: the final-answer sentence is not gated (``policy.check_final_sentence=false``);
 * ``just_regenerated``: the sentence was just written again with new passages or under control
   (hysteresis: one rewrite per retrieval);
 * ``rest_ungated``: after a retrieval the rest of the answer is accepted (``accept_after_retrieval=rest``);
-* ``retrieval_budget``: ``generation.max_retrievals`` are spent;
+* ``retrieval_budget``: ``policy.max_retrievals`` are spent;
 * ``already_controlled``: knowledge control is on already (it stays on until the next retrieval).
 """
 QuerySource = Literal["signals", "question", "sentence"]

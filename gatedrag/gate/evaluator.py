@@ -6,7 +6,7 @@ Example:
     >>> from gatedrag.config import GateConfig, TokenRAGRule
     >>> from gatedrag.gate import Gate
     >>> from gatedrag.types import TokenStep
-    >>> gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)]))
+    >>> gate = Gate(GateConfig(rules=[TokenRAGRule(threshold=0.1)]))
     >>> bundle = gate.evaluate([TokenStep(token_id=1, text=" 1789", logprob=math.log(0.5), entropy=2.0)])
     >>> reason = bundle.asking("retrieve")[0]
     >>> reason.signal, reason.value

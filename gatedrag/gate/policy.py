@@ -56,21 +56,21 @@ class Policy:
     """
 
     def __init__(self, config: PipelineConfig, *, has_retriever: bool):
-        gen = config.generation
+        policy = config.policy
         self.has_retriever = has_retriever
         self.combine = config.gate.combine
         self.draft_combine = config.draft.combine if config.draft is not None else "any"
-        self.check_final_sentence = config.gate.check_final_sentence
-        self.max_retrievals = gen.max_retrievals
-        self.rest_ungated = gen.accept_after_retrieval == "rest"
-        self.keep_passages = gen.keep_passages
-        self.scheduled = gen.scheduled_retrieval
+        self.check_final_sentence = policy.check_final_sentence
+        self.max_retrievals = policy.max_retrievals
+        self.rest_ungated = policy.paper.accept_after_retrieval == "rest"
+        self.keep_passages = policy.keep_passages
+        self.scheduled = policy.scheduled_retrieval
         self.scheduled_query: Literal["question", "sentence"] = (
-            "question" if gen.scheduled_query == "question" else "sentence"
+            "question" if policy.paper.scheduled_query == "question" else "sentence"
         )
-        self.segment = "chunk" if gen.segment_tokens else "sentence"
+        self.segment = "chunk" if config.decoding.segment_tokens else "sentence"
         self.control = config.control
-        self.control_always = config.control_mode == "always"
+        self.control_always = policy.control_mode == "always"
 
     # -- the three decisions --------------------------------------------------------------------
     def on_question(self, bundle: SignalBundle) -> Action:

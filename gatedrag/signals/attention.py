@@ -11,7 +11,7 @@ the text that follows relies on it::
 * ``n_words``: words in the sentence, so that a uniform sentence scores ``H_i``.
 
 The signal's value is the highest word score (unitless, higher = more uncertain); it fires above
-``theta``. With ``stopwords="paper"`` function words score 0 before the test (the paper's
+``threshold``. With ``stopwords="paper"`` function words score 0 before the test (the paper's
 ``s_i``); with ``"code"`` (what the released code does) any word can fire and the content-word
 filter only chooses the *hit* words used for the query.
 
@@ -30,7 +30,7 @@ Example (with a model that provides ``attention()``, e.g. :class:`gatedrag.lm.hf
 
     from gatedrag.signals.attention import RINDSignal
     from gatedrag.signals.base import SentenceContext
-    rind = RINDSignal(theta=1.2)
+    rind = RINDSignal(threshold=1.2)
     value = rind.evaluate(sentence.tokens, SentenceContext(question=q, answer_ids=ids, model=lm))
 """
 
@@ -75,22 +75,21 @@ class RINDSignal(SignalBase):
     family: ClassVar[Family] = "attention"
     unit: ClassVar[str] = "entropy (nats) x attention share x words"
     needs: ClassVar[frozenset[Need]] = frozenset({"context", "attention"})
-    threshold_param: ClassVar[str] = "theta"
 
     def __init__(
         self,
-        theta: float = 1.2,
+        threshold: float = 1.2,
         *,
         stopwords: Literal["code", "paper"] = "code",
         query_words: int = 35,
         query_order: Literal["highest", "lowest"] = "highest",
         act: bool = True,
     ):
-        if theta < 0:
-            raise ValueError(f"RIND theta must be >= 0, got {theta}")
+        if threshold < 0:
+            raise ValueError(f"RIND threshold must be >= 0, got {threshold}")
         if query_words < 1:
             raise ValueError(f"RIND query_words must be >= 1, got {query_words}")
-        self.theta, self.stopwords, self.act = theta, stopwords, act
+        self.threshold, self.stopwords, self.act = threshold, stopwords, act
         self.query_words, self.query_order = query_words, query_order
 
     def _scores(
@@ -113,16 +112,16 @@ class RINDSignal(SignalBase):
 
     def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         if not tokens:
-            return SignalValue(name=self.name, value=0.0, threshold=self.theta)
+            return SignalValue(name=self.name, value=0.0, threshold=self.threshold)
         got = self._scores(tokens, context)
         if isinstance(got, str):
-            return SignalValue(name=self.name, value=0.0, threshold=self.theta, note=got)
+            return SignalValue(name=self.name, value=0.0, threshold=self.threshold, note=got)
         words, scores, content = got
         eligible = scores * content if self.stopwords == "paper" else scores
         best = int(np.argmax(eligible))
         value = float(eligible[best])
-        fired = value > self.theta
-        hits = [w for w, s, c in zip(words, eligible, content) if s > self.theta and c]
+        fired = value > self.threshold
+        hits = [w for w, s, c in zip(words, eligible, content) if s > self.threshold and c]
         if fired and not hits:  # only function words fired (code mode): blame the best content word
             ranked = [w for _, w, c in sorted(zip(scores, words, content), key=lambda x: -x[0]) if c]
             hits = ranked[:1]
@@ -130,7 +129,7 @@ class RINDSignal(SignalBase):
         return SignalValue(
             name=self.name,
             value=value,
-            threshold=self.theta,
+            threshold=self.threshold,
             fired=fired,
             span=span_of(tokens, flagged),
             token_indices=flagged,

@@ -33,13 +33,15 @@ class Signal(Protocol):
     Class attributes declare the signal (one registration in :mod:`gatedrag.signals.registry`
     makes it usable from a config): ``name``; ``family``; ``unit`` of its value; ``rung`` it asks
     for when it fires; ``stage`` it is read at; ``needs``; ``threshold_param``, the rule field that
-    sets its threshold. Every value is oriented so that higher = more uncertain. ``act`` (from its
+    sets its threshold; ``direction``, always "higher_is_more_uncertain": every value is oriented
+    so that higher = more uncertain. ``act`` (from its
     rule) says whether it may trigger an action or is only traced.
     """
 
     name: ClassVar[str]
     family: ClassVar[Family]
     unit: ClassVar[str]
+    direction: ClassVar[Literal["higher_is_more_uncertain"]]
     rung: ClassVar[Rung]
     stage: ClassVar[Stage]
     needs: ClassVar[frozenset[Need]]
@@ -80,6 +82,7 @@ class SignalBase:
     name: ClassVar[str]
     family: ClassVar[Family] = "token"
     unit: ClassVar[str] = ""
+    direction: ClassVar[Literal["higher_is_more_uncertain"]] = "higher_is_more_uncertain"
     rung: ClassVar[Rung] = "retrieve"
     stage: ClassVar[Stage] = "sentence"
     needs: ClassVar[frozenset[Need]] = frozenset()

@@ -62,6 +62,7 @@ class EntityFrequencySignal:
     name: ClassVar[str] = "entity_freq"
     family: ClassVar[Family] = "corpus"
     unit: ClassVar[str] = "-log10(occurrences per million tokens)"
+    direction: ClassVar[Literal["higher_is_more_uncertain"]] = "higher_is_more_uncertain"
     rung: ClassVar[Rung] = "retrieve"
     stage: ClassVar[Stage] = "question"
     needs: ClassVar[frozenset[Need]] = frozenset({"corpus", "extractor"})

@@ -7,7 +7,7 @@ threshold parameter, see :class:`~gatedrag.signals.base.Signal`).
 Example:
     >>> from gatedrag.config import TokenRAGRule
     >>> from gatedrag.signals.registry import build_signal, signal_class
-    >>> signal_class("token_rag").family, build_signal(TokenRAGRule(theta=0.2)).theta
+    >>> signal_class("token_rag").family, build_signal(TokenRAGRule(threshold=0.2)).threshold
     ('token', 0.2)
 """
 
@@ -26,6 +26,7 @@ from gatedrag.config import (
     GNLLRule,
     RINDRule,
     TokenRAGRule,
+    register_rule,
 )
 from gatedrag.signals.attention import RINDSignal
 from gatedrag.signals.corpus import CooccurrenceSignal, EntityFrequencySignal
@@ -53,6 +54,11 @@ def register(rule: type, signal: type, build: Builder | None = None) -> None:
     name = signal.name
     if rule.model_fields["signal"].default != name:
         raise ValueError(f"rule {rule.__name__} names signal {rule.model_fields['signal'].default!r}, not {name!r}")
+    if rule.threshold_param != signal.threshold_param:
+        raise ValueError(
+            f"{name}: the rule's threshold parameter is {rule.threshold_param!r}, the signal's {signal.threshold_param!r}"
+        )
+    register_rule(rule)
 
     def default(r: Any, corpus: Any, extractor: Any) -> Any:
         return signal(**r.model_dump(exclude={"signal"}))

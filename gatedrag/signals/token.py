@@ -4,8 +4,8 @@
   token has probability ``p < theta`` (0.8); the query masks tokens with ``p <= beta`` (0.4).
   Value = ``1 - min_t p_t`` (unitless, in [0, 1]); threshold shown = ``1 - theta``.
 * :class:`TokenRAGSignal`: TokenRAG, the "FLARE" baseline of the DRAGIN and QuCo-RAG code
-  (anchors §4.3): value = ``mean_t (1 - p_t)`` (unitless, in [0, 1]); retrieve if it is ``> theta``;
-  the query drops tokens with ``1 - p > theta``.
+  (anchors §4.3): value = ``mean_t (1 - p_t)`` (unitless, in [0, 1]); retrieve if it is ``> threshold``
+  (their ``theta``); the query drops tokens with ``1 - p > threshold``.
 * :class:`EntropySignal`: entropy (nats) of the full next-token distribution, ``max`` or ``mean``
   over the sentence's tokens.
 
@@ -67,33 +67,32 @@ class FlareSignal(SignalBase):
 
 
 class TokenRAGSignal(SignalBase):
-    """TokenRAG: fires when the sentence's mean ``1 - p`` exceeds ``theta``."""
+    """TokenRAG: fires when the sentence's mean ``1 - p`` exceeds ``threshold``."""
 
     name: ClassVar[str] = "token_rag"
     unit: ClassVar[str] = "mean 1 - probability"
-    threshold_param: ClassVar[str] = "theta"
 
-    def __init__(self, theta: float = 0.1, act: bool = True):
-        if not 0.0 <= theta <= 1.0:
-            raise ValueError(f"TokenRAG theta must be in [0, 1], got {theta}")
-        self.theta, self.act = theta, act
+    def __init__(self, threshold: float = 0.1, act: bool = True):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"TokenRAG threshold must be in [0, 1], got {threshold}")
+        self.threshold, self.act = threshold, act
 
     def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
         probs = _probs(tokens)
         value = sum(1.0 - p for p in probs) / len(probs) if probs else 0.0
-        flagged = [i for i, p in enumerate(probs) if 1.0 - p > self.theta]
+        flagged = [i for i, p in enumerate(probs) if 1.0 - p > self.threshold]
         return SignalValue(
             name=self.name,
             value=value,
-            threshold=self.theta,
-            fired=value > self.theta,
+            threshold=self.threshold,
+            fired=value > self.threshold,
             span=span_of(tokens, flagged),
             token_indices=flagged,
             details={"mean_one_minus_p": value, "tokens": float(len(probs))},
         )
 
     def query_mask(self, tokens: Sequence[TokenStep]) -> set[int]:
-        return {i for i, p in enumerate(_probs(tokens)) if 1.0 - p > self.theta}
+        return {i for i, p in enumerate(_probs(tokens)) if 1.0 - p > self.threshold}
 
 
 class EntropySignal(SignalBase):

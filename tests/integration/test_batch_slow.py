@@ -20,6 +20,6 @@ def test_gated_batch_on_hotpotqa_beats_closed_book(default_rag, data_dir):
     em_closed = sum(exact_match(a.answer, e.answers) for a, e in zip(closed, examples))
     assert em_gated >= em_closed
     for a in gated:
-        assert a.counts.retrievals <= default_rag.config.generation.max_retrievals
+        assert a.counts.retrievals <= default_rag.config.policy.max_retrievals
         assert a.counts.retrievals == sum(1 for s in a.steps if s.kind == "retrieval" and s.passages)
         assert not a.degraded

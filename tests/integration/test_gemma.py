@@ -89,7 +89,7 @@ def test_pipeline_end_to_end_on_top_20_log_probabilities(gemma_lm):
     """The whole pipeline (token signals, gate, trace) on a backend that shows only the top-20
     log-probabilities, as an OpenAI-compatible server does: same tokens, exact probability
     signals, entropy from the estimate (a lower bound), no attention, no twins."""
-    from gatedrag.config import GenerationConfig, PipelineConfig
+    from gatedrag.config import DecodingConfig, PipelineConfig
     from gatedrag.lm.hf import HFLanguageModel
     from gatedrag.lm.topk import TopKLanguageModel
     from gatedrag.pipeline import GatedRAG
@@ -98,7 +98,7 @@ def test_pipeline_end_to_end_on_top_20_log_probabilities(gemma_lm):
 
     full_lm = HFLanguageModel(gemma_lm.model, gemma_lm.tokenizer, name="gemma-3-270m", top_k=20)
     retriever = build_retriever(PipelineConfig().retrieval.model_copy(update={"corpus": demo_corpus_path()}))
-    cfg = PipelineConfig(generation=GenerationConfig(max_answer_tokens=48))
+    cfg = PipelineConfig(decoding=DecodingConfig(max_answer_tokens=48))
     question = "Who directed the 1994 film about Ed Wood?"
     full = GatedRAG(full_lm, retriever, cfg).ask(question)
     top = GatedRAG(TopKLanguageModel(full_lm, k=20), retriever, cfg).ask(question)

@@ -7,7 +7,7 @@ from gatedrag.errors import ConfigError
 
 def test_defaults_are_valid_and_frozen():
     cfg = PipelineConfig()
-    assert cfg.retrieval.top_k == 3 and cfg.generation.max_answer_tokens == 128
+    assert cfg.retrieval.top_k == 3 and cfg.decoding.max_answer_tokens == 128
     with pytest.raises(ValidationError):
         cfg.retrieval.top_k = 5  # type: ignore[misc]
 
@@ -18,7 +18,11 @@ def test_defaults_are_valid_and_frozen():
         ({"retrieval": {"top_k": 0}}, "retrieval.top_k"),
         ({"gate": {"rules": [{"signal": "flare", "theta": 1.5}]}}, "theta"),
         ({"gate": {"rules": [{"signal": "nope"}]}}, "gate.rules"),
-        ({"generation": {"max_answer_tokens": -1}}, "generation.max_answer_tokens"),
+        ({"decoding": {"max_answer_tokens": -1}}, "decoding.max_answer_tokens"),
+        ({"generation": {"max_answer_tokens": 64}}, "split: decoding"),
+        ({"gate": {"rules": [{"signal": "token_rag", "theta": 0.2}]}}, "theta was renamed"),
+        ({"gate": {"rules": [{"signal": "nope"}]}}, "unknown signal 'nope'"),
+        ({"control": {"alpha": 0.9}}, "nothing reads it"),
         ({"unknown": 1}, "unknown"),
     ],
 )
@@ -29,8 +33,8 @@ def test_out_of_range_values_name_the_field(data, field):
 
 def test_yaml_and_toml_files(tmp_path):
     y = tmp_path / "c.yaml"
-    y.write_text("gate:\n  rules:\n    - signal: token_rag\n      theta: 0.2\nretrieval:\n  top_k: 2\n")
-    assert load_config(y).gate.rules[0].theta == 0.2
+    y.write_text("gate:\n  rules:\n    - signal: token_rag\n      threshold: 0.2\nretrieval:\n  top_k: 2\n")
+    assert load_config(y).gate.rules[0].threshold == 0.2
     t = tmp_path / "c.toml"
     t.write_text('[retrieval]\ntop_k = 4\n[[gate.rules]]\nsignal = "flare"\ntheta = 0.7\n')
     cfg = load_config(t)

@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from gatedrag.config import CooccurrenceRule, EntityFrequencyRule, GateConfig, GenerationConfig, PipelineConfig
+from gatedrag.config import (
+    CooccurrenceRule,
+    DecodingConfig,
+    EntityFrequencyRule,
+    GateConfig,
+    PipelineConfig,
+    PolicyConfig,
+)
 from gatedrag.errors import CorpusBackendError
 from gatedrag.gate import Gate
 from gatedrag.pipeline import GatedRAG
@@ -140,7 +147,7 @@ def test_pipeline_traces_the_question_check_and_retrieves_first(tiny_lm):
     ex = FakeExtractor({"Who directed Ed Wood?": ["Ed Wood"]})
     cfg = PipelineConfig(
         gate=GateConfig(rules=[EntityFrequencyRule()]),
-        generation=GenerationConfig(max_answer_tokens=12, max_sentence_tokens=6),
+        decoding=DecodingConfig(max_answer_tokens=12, max_sentence_tokens=6),
     )
     rag = GatedRAG(tiny_lm, _retriever(), cfg, gate=Gate(cfg.gate, corpus=stats, extractor=ex))
     answer = rag.ask("Who directed Ed Wood?")
@@ -214,7 +221,8 @@ def test_unsupported_claims_are_retrieved_separately_and_pooled(tiny_lm):
     cfg = PipelineConfig(
         gate=GateConfig(rules=[CooccurrenceRule()]),
         retrieval={"top_k": 1},
-        generation=GenerationConfig(max_answer_tokens=10, max_sentence_tokens=5, max_retrievals=1),
+        decoding=DecodingConfig(max_answer_tokens=10, max_sentence_tokens=5),
+        policy=PolicyConfig(max_retrievals=1),
     )
     gate = Gate(cfg.gate, corpus=FakeStats({}, {}), extractor=EveryClaimUnsupported())
     answer = GatedRAG(tiny_lm, retriever, cfg, gate=gate).ask("Who directed Ed Wood?")
@@ -235,7 +243,8 @@ def test_one_failing_query_of_a_pooled_retrieval_degrades_only_that_query(tiny_l
     retriever = HalfBroken([Passage(id="a", title="Ed Wood", text="Ed Wood was directed by Tim Burton.")])
     cfg = PipelineConfig(
         gate=GateConfig(rules=[CooccurrenceRule()]),
-        generation=GenerationConfig(max_answer_tokens=10, max_sentence_tokens=5, max_retrievals=1),
+        decoding=DecodingConfig(max_answer_tokens=10, max_sentence_tokens=5),
+        policy=PolicyConfig(max_retrievals=1),
     )
     claims = [Triple(head="Ed Wood", relation="directed by", tail="X"), Triple(head="Tokyo", relation="is", tail="Y")]
 

@@ -4,11 +4,13 @@ when its judge is satisfied, and otherwise the answer is the one retrieve-first 
 import pytest
 
 from gatedrag.config import (
+    DecodingConfig,
     DraftConfig,
     FlareRule,
     GateConfig,
-    GenerationConfig,
+    PaperSwitches,
     PipelineConfig,
+    PolicyConfig,
     TokenRAGRule,
     parse_config,
 )
@@ -64,10 +66,11 @@ class NthSentence(SignalBase):
         return set()
 
 
-def cfg(draft: DraftConfig | None, gate_rule=NEVER, **gen) -> PipelineConfig:
+def cfg(draft: DraftConfig | None, gate_rule=NEVER, batch_size=8, accept_after_retrieval="sentence", **policy):
     return PipelineConfig(
         gate=GateConfig(rules=[gate_rule]),
-        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=8, **gen),
+        decoding=DecodingConfig(max_answer_tokens=40, max_sentence_tokens=8, batch_size=batch_size),
+        policy=PolicyConfig(paper=PaperSwitches(accept_after_retrieval=accept_after_retrieval), **policy),
         draft=draft,
     )
 
@@ -107,7 +110,7 @@ def test_the_draft_is_judged_by_its_own_rules_and_the_gate_by_its_own(tiny_lm):
     traced = {v.name: v for v in first.signals}
     assert set(traced) == {"flare"} and traced["flare"].threshold == pytest.approx(1 - 1e-9)
     # a main-gate signal the draft does not use is traced, never acting
-    both = cfg(DraftConfig(rules=[NEVER]), gate_rule=TokenRAGRule(theta=0.0))
+    both = cfg(DraftConfig(rules=[NEVER]), gate_rule=TokenRAGRule(threshold=0.0))
     first = next(s for s in GatedRAG(tiny_lm, CountingRetriever(), both).ask("Q?").steps if s.kind == "sentence")
     token_rag = next(v for v in first.signals if v.name == "token_rag")
     assert token_rag.fired and not token_rag.acting and first.accepted
@@ -200,5 +203,5 @@ def test_bad_draft_configs_are_refused_with_the_reason(draft, message):
 
 def test_draft_and_retrieve_first_exclude_each_other():
     with pytest.raises(ConfigError, match="exclude each other"):
-        parse_config({"draft": {}, "generation": {"retrieve_first": True}})
+        parse_config({"draft": {}, "policy": {"retrieve_first": True}})
     assert parse_config({"draft": {}}).draft.rules[0].theta == 0.2

@@ -2,7 +2,15 @@
 
 import pytest
 
-from gatedrag.config import FlareRule, GateConfig, GenerationConfig, PipelineConfig, TokenRAGRule
+from gatedrag.config import (
+    DecodingConfig,
+    FlareRule,
+    GateConfig,
+    PaperSwitches,
+    PipelineConfig,
+    PolicyConfig,
+    TokenRAGRule,
+)
 from gatedrag.errors import InputError
 from gatedrag.pipeline import GatedRAG, extract_answer
 from gatedrag.retrieval.bm25 import BM25Retriever
@@ -16,10 +24,11 @@ class FailingRetriever:
         raise ConnectionError("search backend is down")
 
 
-def config(**gen):
+def config(batch_size: int = 8, **policy):
     return PipelineConfig(
-        gate=GateConfig(rules=[TokenRAGRule(theta=0.0)]),  # a random model is always unsure: always fires
-        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=8, **gen),
+        gate=GateConfig(rules=[TokenRAGRule(threshold=0.0)]),  # a random model is always unsure: always fires
+        decoding=DecodingConfig(max_answer_tokens=40, max_sentence_tokens=8, batch_size=batch_size),
+        policy=PolicyConfig(**policy),
     )
 
 
@@ -93,7 +102,8 @@ def test_query_with_question_puts_the_question_before_the_doubtful_sentence(tiny
     passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta gamma") for i in range(5)]
     cfg = PipelineConfig(
         gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires, masks nothing
-        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=8, max_retrievals=1),
+        decoding=DecodingConfig(max_answer_tokens=40, max_sentence_tokens=8),
+        policy=PolicyConfig(max_retrievals=1),
         retrieval={"query_with_question": with_question},
     )
     question = "Which alpha word3 came first?"
@@ -130,7 +140,8 @@ class ScriptedRetriever:
 def test_carry_passages_keeps_earlier_retrievals_after_the_new_ones(tiny_lm, carry, second, third):
     cfg = PipelineConfig(
         gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires
-        generation=GenerationConfig(max_answer_tokens=60, max_sentence_tokens=6, retrieve_first=True, max_retrievals=3),
+        decoding=DecodingConfig(max_answer_tokens=60, max_sentence_tokens=6),
+        policy=PolicyConfig(retrieve_first=True, max_retrievals=3),
         retrieval={"carry_passages": carry},
     )
     rag = GatedRAG(tiny_lm, ScriptedRetriever(), cfg)
@@ -165,12 +176,9 @@ class RepeatingRetriever:
 def test_a_retrieval_with_nothing_new_keeps_the_sentence_unless_asked_to_regenerate(tiny_lm, regenerate):
     cfg = PipelineConfig(
         gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires
-        generation=GenerationConfig(
-            max_answer_tokens=40,
-            max_sentence_tokens=6,
-            retrieve_first=True,
-            max_retrievals=2,
-            regenerate_without_new_passages=regenerate,
+        decoding=DecodingConfig(max_answer_tokens=40, max_sentence_tokens=6),
+        policy=PolicyConfig(
+            retrieve_first=True, max_retrievals=2, paper=PaperSwitches(regenerate_without_new_passages=regenerate)
         ),
     )
     answer = GatedRAG(tiny_lm, RepeatingRetriever(), cfg).ask("Which came first?")
@@ -190,7 +198,8 @@ def test_a_retrieval_with_nothing_new_keeps_the_sentence_unless_asked_to_regener
 def test_query_with_previous_puts_the_last_accepted_sentences_first(tiny_lm):
     cfg = PipelineConfig(
         gate=GateConfig(rules=[FlareRule(theta=1.0, beta=0.0)]),  # always fires, masks nothing
-        generation=GenerationConfig(max_answer_tokens=60, max_sentence_tokens=6, max_retrievals=3),
+        decoding=DecodingConfig(max_answer_tokens=60, max_sentence_tokens=6),
+        policy=PolicyConfig(max_retrievals=3),
         retrieval={"query_with_previous": 1, "query_with_question": True},
     )
     question = "Which came first?"

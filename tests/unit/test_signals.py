@@ -27,11 +27,11 @@ def test_flare_accepts_when_every_token_is_at_least_theta():
 
 
 def test_token_rag_is_mean_one_minus_p():
-    v = TokenRAGSignal(theta=0.1).evaluate(toks(0.9, 0.7, 1.0))
+    v = TokenRAGSignal(threshold=0.1).evaluate(toks(0.9, 0.7, 1.0))
     assert v.value == pytest.approx((0.1 + 0.3 + 0.0) / 3)
     assert v.fired  # 0.1333 > 0.1
     assert v.token_indices == [1]  # 1 - p > theta (0.1 is not > 0.1)
-    assert not TokenRAGSignal(theta=0.2).evaluate(toks(0.9, 0.7, 1.0)).fired
+    assert not TokenRAGSignal(threshold=0.2).evaluate(toks(0.9, 0.7, 1.0)).fired
 
 
 def test_gnll_sums_negative_logprobs_and_normalises():
@@ -60,7 +60,7 @@ def test_higher_value_means_more_uncertain(signal):
 
 
 def test_gate_reasons_carry_value_threshold_and_span():
-    gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1), FlareRule(act=False), GNLLRule()]))
+    gate = Gate(GateConfig(rules=[TokenRAGRule(threshold=0.1), FlareRule(act=False), GNLLRule()]))
     bundle = gate.evaluate(toks(0.99, 0.5, 0.99))
     values, reasons = bundle.values, bundle.asking("retrieve")
     assert [r.signal for r in reasons] == ["token_rag"]  # flare fired but does not act
@@ -73,10 +73,10 @@ def test_gate_reasons_carry_value_threshold_and_span():
 
 
 def test_gate_combine_all_and_accept():
-    gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.1), EntropyRule(threshold=5.0)], combine="all"))
+    gate = Gate(GateConfig(rules=[TokenRAGRule(threshold=0.1), EntropyRule(threshold=5.0)], combine="all"))
     assert gate.evaluate(toks(0.5, 0.5)).asking("retrieve", "all") == ()  # entropy did not fire
     assert gate.evaluate(toks(0.5, 0.5)).asking("retrieve", "any")
-    assert Gate(GateConfig(rules=[TokenRAGRule(theta=0.1)])).evaluate(toks(0.99, 0.99)).asking("retrieve") == ()
+    assert Gate(GateConfig(rules=[TokenRAGRule(threshold=0.1)])).evaluate(toks(0.99, 0.99)).asking("retrieve") == ()
 
 
 def test_empty_sentence_never_fires():

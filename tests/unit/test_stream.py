@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pydantic import TypeAdapter
 
-from gatedrag.config import GateConfig, GenerationConfig, PipelineConfig, TokenRAGRule
+from gatedrag.config import DecodingConfig, GateConfig, PipelineConfig, PolicyConfig, TokenRAGRule
 from gatedrag.errors import InputError
 from gatedrag.events import Answer, Event, Finished, Retrieved, SentenceAccepted, SentenceProposed
 from gatedrag.pipeline import GatedRAG
@@ -18,8 +18,9 @@ from gatedrag.types import Passage
 def rag(tiny_lm) -> GatedRAG:
     passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta") for i in range(4)]
     cfg = PipelineConfig(
-        gate=GateConfig(rules=[TokenRAGRule(theta=0.0)]),
-        generation=GenerationConfig(max_answer_tokens=30, max_sentence_tokens=6, max_retrievals=2),
+        gate=GateConfig(rules=[TokenRAGRule(threshold=0.0)]),
+        decoding=DecodingConfig(max_answer_tokens=30, max_sentence_tokens=6),
+        policy=PolicyConfig(max_retrievals=2),
     )
     return GatedRAG(tiny_lm, BM25Retriever.build(passages), cfg)
 

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatedrag.config import (
+    DecodingConfig,
     EntropyRule,
     FlareRule,
     GateConfig,
-    GenerationConfig,
     GNLLRule,
     PipelineConfig,
+    PolicyConfig,
     RINDRule,
     TokenRAGRule,
 )
@@ -65,10 +66,11 @@ def test_score_and_next_token_agree_with_decoding(tiny_lm):
 
 def _rag(lm, **gate) -> GatedRAG:
     passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha beta") for i in range(4)]
-    rules = [TokenRAGRule(theta=0.98475), FlareRule(act=False), GNLLRule(), EntropyRule(), RINDRule(act=False)]
+    rules = [TokenRAGRule(threshold=0.98475), FlareRule(act=False), GNLLRule(), EntropyRule(), RINDRule(act=False)]
     cfg = PipelineConfig(
         gate=GateConfig(rules=rules, **gate),
-        generation=GenerationConfig(max_answer_tokens=40, max_sentence_tokens=7, max_retrievals=2),
+        decoding=DecodingConfig(max_answer_tokens=40, max_sentence_tokens=7),
+        policy=PolicyConfig(max_retrievals=2),
     )
     return GatedRAG(lm, BM25Retriever.build(passages), cfg)
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from gatedrag.config import (
     ConfidenceGainRule,
+    DecodingConfig,
     GateConfig,
-    GenerationConfig,
     KnowledgeControlConfig,
     PipelineConfig,
+    PolicyConfig,
     TokenRAGRule,
 )
 from gatedrag.gate import AnswerState, Gate, Phase, Policy
@@ -21,8 +22,9 @@ from gatedrag.types import Passage, TokenStep
 
 def _cfg(**control):
     return PipelineConfig(
-        gate=GateConfig(rules=[TokenRAGRule(theta=0.0), ConfidenceGainRule(threshold=0.0)]),
-        generation=GenerationConfig(max_answer_tokens=24, max_sentence_tokens=6, max_retrievals=1),
+        gate=GateConfig(rules=[TokenRAGRule(threshold=0.0), ConfidenceGainRule(threshold=0.0)]),
+        decoding=DecodingConfig(max_answer_tokens=24, max_sentence_tokens=6),
+        policy=PolicyConfig(max_retrievals=1),
         control=KnowledgeControlConfig(**control) if control else PipelineConfig().control,
     )
 
@@ -55,17 +57,17 @@ def test_gate_prefers_retrieval_over_adjustment():
         TokenStep(token_id=1, text=" x", logprob=-2.0, entropy=2.0, confidence_gain=-1.0, conflict=True),
     ]
     state = AnswerState(phase=Phase.ANSWERING)
-    both = GateConfig(rules=[TokenRAGRule(theta=0.1), ConfidenceGainRule(threshold=0.0)])
+    both = GateConfig(rules=[TokenRAGRule(threshold=0.1), ConfidenceGainRule(threshold=0.0)])
     policy = Policy(PipelineConfig(gate=both), has_retriever=True)
     assert policy.on_sentence(Gate(both).evaluate(steps), state).kind == "retrieve"
-    gate = Gate(GateConfig(rules=[TokenRAGRule(theta=0.99), ConfidenceGainRule(threshold=0.0)]))
+    gate = Gate(GateConfig(rules=[TokenRAGRule(threshold=0.99), ConfidenceGainRule(threshold=0.0)]))
     action = policy.on_sentence(gate.evaluate(steps), state)
     assert action.kind == "adjust" and action.reasons[0].signal == "confidence_gain"
     assert isinstance(gate.signals[1], ConfidenceGainSignal)
 
 
 def test_no_adjust_rung_means_no_twin(tiny_lm):
-    cfg = _cfg().model_copy(update={"gate": GateConfig(rules=[TokenRAGRule(theta=0.0)])})
+    cfg = _cfg().model_copy(update={"gate": GateConfig(rules=[TokenRAGRule(threshold=0.0)])})
     answer = GatedRAG(tiny_lm, _retriever(), cfg).ask("Where is Paris?")
     assert answer.counts.adjustments == 0
     assert all(s.decision is None or s.decision.action != "adjust" for s in answer.steps)
@@ -73,13 +75,15 @@ def test_no_adjust_rung_means_no_twin(tiny_lm):
 
 def test_always_mode_decodes_every_passage_sentence_under_control(tiny_lm):
     base = PipelineConfig(
-        gate=GateConfig(rules=[TokenRAGRule(theta=0.99, act=False)]),
-        generation=GenerationConfig(max_answer_tokens=16, max_sentence_tokens=6, retrieve_first=True),
+        gate=GateConfig(rules=[TokenRAGRule(threshold=0.99, act=False)]),
+        decoding=DecodingConfig(max_answer_tokens=16, max_sentence_tokens=6),
+        policy=PolicyConfig(retrieve_first=True),
     )
     plain = GatedRAG(tiny_lm, _retriever(), base).ask("Where is Paris?")
-    noop = base.model_copy(update={"control_mode": "always", "control": KnowledgeControlConfig(alpha=0.5, epsilon=1)})
+    always = base.policy.model_copy(update={"control_mode": "always"})
+    noop = base.model_copy(update={"policy": always, "control": KnowledgeControlConfig(alpha=0.5, epsilon=1)})
     assert GatedRAG(tiny_lm, _retriever(), noop).ask("Where is Paris?").text == plain.text
-    memory = base.model_copy(update={"control_mode": "always", "control": KnowledgeControlConfig(alpha=1.0, epsilon=1)})
+    memory = base.model_copy(update={"policy": always, "control": KnowledgeControlConfig(alpha=1.0, epsilon=1)})
     controlled = GatedRAG(tiny_lm, _retriever(), memory).ask("Where is Paris?")
     assert controlled.text != plain.text and controlled.counts.adjustments == 0
     assert controlled.counts.prompt_tokens > plain.counts.prompt_tokens  # the twin's prompt is paid for

@@ -15,7 +15,7 @@ from gatedrag.types import Answer
 
 class SlowFake:
     def __init__(self, delay: float):
-        self.config = PipelineConfig.model_validate({"generation": {"batch_size": 3}})
+        self.config = PipelineConfig.model_validate({"decoding": {"batch_size": 3}})
         self.delay = delay
 
     def batch(self, questions):

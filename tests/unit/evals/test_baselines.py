@@ -99,12 +99,12 @@ def test_rind_score_by_hand():
         return m
 
     ctx = SentenceContext(question="Who founded the city of Paris?", model=FakeAttention(vocab, att))
-    value = RINDSignal(theta=1.3).evaluate(tokens, ctx)
+    value = RINDSignal(threshold=1.3).evaluate(tokens, ctx)
     # scores = H * a / sum(a) * n_words = [0.4, 0.15, 3.0, 0.05, 2.0]
     assert value.value == pytest.approx(3.0) and value.fired
     assert value.token_indices == [2, 4]  # "founded" and "1789"
     assert decide("dragin", tokens, ctx) == "retrieve"
-    assert RINDSignal(theta=3.5).evaluate(tokens, ctx).fired is False
+    assert RINDSignal(threshold=3.5).evaluate(tokens, ctx).fired is False
 
 
 def test_rind_stopword_modes():
@@ -117,8 +117,8 @@ def test_rind_stopword_modes():
         return m
 
     ctx = SentenceContext(model=FakeAttention(vocab, att))
-    code = RINDSignal(theta=1.3, stopwords="code").evaluate(tokens, ctx)
-    paper = RINDSignal(theta=1.3, stopwords="paper").evaluate(tokens, ctx)
+    code = RINDSignal(threshold=1.3, stopwords="code").evaluate(tokens, ctx)
+    paper = RINDSignal(threshold=1.3, stopwords="paper").evaluate(tokens, ctx)
     assert code.value == pytest.approx(40.0) and code.fired
     assert code.token_indices == [2, 4]  # the hit words are content words only
     assert paper.value == pytest.approx(3.0)  # " in" scores 0 under the paper's s_i
@@ -126,6 +126,7 @@ def test_rind_stopword_modes():
 
 def test_rind_without_attention_is_traced_not_fired():
     _, tokens = rind_case()
+
     class TextOnly:  # e.g. an OpenAI-compatible server: no attention
         capabilities = ModelCapabilities(attention=False)
 
@@ -145,7 +146,7 @@ def test_qfs_picks_the_words_the_doubtful_tokens_attend_to():
         return m
 
     ctx = SentenceContext(question="Who founded the city of Paris?", model=FakeAttention(vocab, att))
-    value = RINDSignal(theta=1.3, query_words=2).evaluate(
+    value = RINDSignal(threshold=1.3, query_words=2).evaluate(
         tokens, SentenceContext(model=FakeAttention(vocab, lambda ids: np.eye(len(ids))))
     )
     value = value.model_copy(update={"token_indices": [2, 4]})
@@ -160,7 +161,7 @@ def test_every_method_has_a_documented_source_and_unknown_names_fail():
         assert m.reproduces and m.source
     with pytest.raises(ConfigError, match="unknown method"):
         method_config("self-rag", "hotpotqa")
-    assert method_config("dragin", "2wikimultihopqa").gate.rules[-1].theta == 1.0
+    assert method_config("dragin", "2wikimultihopqa").gate.rules[-1].threshold == 1.0
     assert method_config("dragin", "hotpotqa").gate.rules[-1].query_words == 35
 
 
@@ -186,12 +187,12 @@ demos:
 """
 
 
-def tiny_config(method, tmp_path, **generation):
+def tiny_config(method, tmp_path, **decoding):
     prompt = tmp_path / "tiny.yaml"
     prompt.write_text(TINY_PROMPT)
     base = PipelineConfig.model_validate({"prompt": str(prompt)})
     cfg = method_config(method, "hotpotqa", base).model_dump(mode="json")
-    cfg["generation"].update({"max_answer_tokens": 48, "max_sentence_tokens": 12, **generation})
+    cfg["decoding"].update({"max_answer_tokens": 48, "max_sentence_tokens": 12, **decoding})
     return PipelineConfig.model_validate(cfg)
 
 
@@ -219,7 +220,7 @@ def test_fl_rag_cuts_fixed_length_chunks(tiny_lm, tmp_path):
 
 def test_token_rag_accepts_the_rest_after_a_retrieval(tiny_lm, tmp_path):
     cfg = tiny_config("token-rag", tmp_path).model_dump(mode="json")
-    cfg["gate"]["rules"][0]["theta"] = 0.0  # a random model always fires
+    cfg["gate"]["rules"][0]["threshold"] = 0.0  # a random model always fires
     answer = GatedRAG(tiny_lm, Recorder(), PipelineConfig.model_validate(cfg)).ask("alpha?")
     assert answer.counts.retrievals == 1
     after = [s for s in answer.steps if s.kind == "sentence"][2:]
@@ -228,7 +229,7 @@ def test_token_rag_accepts_the_rest_after_a_retrieval(tiny_lm, tmp_path):
 
 def test_dragin_on_a_real_attention_model(tiny_lm, tmp_path):
     cfg = tiny_config("dragin", tmp_path).model_dump(mode="json")
-    cfg["gate"]["rules"][-1]["theta"] = 0.0
+    cfg["gate"]["rules"][-1]["threshold"] = 0.0
     rec = Recorder()
     answer = GatedRAG(tiny_lm, rec, PipelineConfig.model_validate(cfg)).ask("alpha beta?")
     first = next(s for s in answer.steps if s.kind == "sentence")
@@ -255,7 +256,7 @@ def test_quco_rag_carries_quco_thresholds_over_as_rates_and_skips_the_final_sent
         1e3 * 1e6 / QUCO_INDEX_TOKENS
     )
     assert rules["cooc"].tau_cooc == 1 and rules["cooc"].query == "head_relation"
-    assert cfg.gate.check_final_sentence is False
+    assert cfg.policy.check_final_sentence is False
     corpus = {r.signal: r for r in method_config("gated-corpus", "hotpotqa").gate.rules}
     assert corpus["entity_freq"].tau == 1.0 and corpus["cooc"].act
     # without a corpus backend the corpus signals are traced as unavailable and never fire

@@ -130,7 +130,7 @@ def test_with_threshold_sets_and_adds_rules():
     cfg = with_threshold(load_config_default(), "flare", 0.6)
     flare = next(r for r in cfg.gate.rules if r.signal == "flare")
     assert flare.theta == 0.6 and flare.act
-    assert next(r for r in with_threshold(cfg, "rind", 2.0).gate.rules if r.signal == "rind").theta == 2.0
+    assert next(r for r in with_threshold(cfg, "rind", 2.0).gate.rules if r.signal == "rind").threshold == 2.0
 
 
 def load_config_default():
@@ -150,7 +150,7 @@ def tiny_config(tiny_lm, tmp_path) -> str:
     (tmp_path / "tiny.yaml").write_text(TINY_PROMPT)
     return (
         f"model: {{name: {json.dumps(str(model_dir))}}}\nprompt: {json.dumps(str(tmp_path / 'tiny.yaml'))}\n"
-        "generation: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
+        "decoding: {max_answer_tokens: 16, max_sentence_tokens: 8, batch_size: 2}\n"
     )
 
 
@@ -178,7 +178,7 @@ def test_tune_end_to_end_on_the_tiny_model(tiny_lm, data_dir, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     tuned = load_config(out / "tuned_hotpotqa_token_rag.yaml")
-    assert next(r for r in tuned.gate.rules if r.signal == "token_rag").theta == 1.0  # same EM, fewer retrievals
+    assert next(r for r in tuned.gate.rules if r.signal == "token_rag").threshold == 1.0  # same EM, fewer retrievals
     table = (out / "tune_hotpotqa_token_rag.md").read_text()
     assert "| 0 |" in table and "| 1 **(chosen)** |" in table
     ids = [json.loads(line)["id"] for line in (out / "hotpotqa" / "tune-token_rag-0.jsonl").read_text().splitlines()]
@@ -199,7 +199,7 @@ def test_eval_runs_your_own_configs_beside_the_baselines(tiny_lm, data_dir, tmp_
     base.write_text(common)
     mine = tmp_path / "mine.yaml"
     mine.write_text(
-        common.replace("batch_size: 2}", "batch_size: 2, retrieve_first: true}")
+        common + "policy: {retrieve_first: true}\n"
         + "gate: {rules: [{signal: flare, theta: 0.5}]}\n"
     )
     out = tmp_path / "eval"
@@ -261,7 +261,7 @@ def test_replay_draft_keeps_a_draft_only_when_no_sentence_crosses_the_threshold(
 def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_dir, tmp_path):
     tiny = tiny_config(tiny_lm, tmp_path)
     base = tmp_path / "base.yaml"
-    base.write_text(tiny + "gate: {rules: [{signal: token_rag, theta: 1.0}]}\n")
+    base.write_text(tiny + "gate: {rules: [{signal: token_rag, threshold: 1.0}]}\n")
     out = tmp_path / "tune"
     args = ["tune", "--draft", "--dataset", "hotpotqa", "--signal", "flare", "--values", "0.001,1", "--limit", "2"]
     args += ["--out", str(out), "--data", str(data_dir), "--config", str(base), "--max-retrievals", "2"]
@@ -270,8 +270,8 @@ def test_tune_draft_end_to_end_replays_what_a_draft_run_answers(tiny_lm, data_di
     table = (out / "tune_draft_hotpotqa_flare.md").read_text()
     assert "| 0.001 **(chosen)** | 100% |" in table and "| 1 | 0% |" in table
     tuned = load_config(out / "tuned_draft_hotpotqa_flare.yaml")
-    assert tuned.draft.rules[0].theta == 0.001 and not tuned.generation.retrieve_first
-    assert tuned.gate.rules[0].theta == 1.0  # the base gate is kept
+    assert tuned.draft.rules[0].theta == 0.001 and not tuned.policy.retrieve_first
+    assert tuned.gate.rules[0].threshold == 1.0  # the base gate is kept
 
     (closed_file,) = (out / "hotpotqa").glob("tune-draft-closed-book-*.jsonl")
     closed = read_records(closed_file)

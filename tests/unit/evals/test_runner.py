@@ -75,12 +75,10 @@ def test_a_changed_setup_is_refused_but_execution_settings_may_change(tmp_path):
 
     check_fingerprint(run, fp(cfg))
     faster = PipelineConfig.model_validate(
-        cfg.model_dump(mode="json") | {"generation": cfg.generation.model_dump(mode="json") | {"batch_size": 32}}
+        cfg.model_dump(mode="json") | {"decoding": cfg.decoding.model_dump(mode="json") | {"batch_size": 32}}
     )
     check_fingerprint(run, fp(faster))  # batch size does not change answers
-    changed = method_config(
-        "flare", "hotpotqa", PipelineConfig.model_validate({"generation": {"max_answer_tokens": 64}})
-    )
+    changed = method_config("flare", "hotpotqa", PipelineConfig.model_validate({"decoding": {"max_answer_tokens": 64}}))
     with pytest.raises(ConfigError, match="max_answer_tokens: 128 -> 64"):
         check_fingerprint(run, fp(changed))
     other_model = method_config("flare", "hotpotqa", PipelineConfig.model_validate({"model": {"name": "gemma-3-270m"}}))
@@ -97,36 +95,17 @@ def test_a_setting_added_later_at_its_default_does_not_break_resume(tmp_path):
     cfg = method_config("sr-rag", "hotpotqa")
     current = fingerprint(cfg, dataset="hotpotqa", method="sr-rag", corpus_sha256="abc", model=cfg.model.name)
     older = json.loads(json.dumps(current))  # as written by a gatedrag without two of today's settings
-    del older["config"]["generation"]["accept_after_retrieval"]
-    del older["config"]["gate"]["check_final_sentence"]
+    del older["config"]["policy"]["paper"]["accept_after_retrieval"]
+    del older["config"]["policy"]["check_final_sentence"]
     run.parent.mkdir(parents=True)
     run.write_text(json.dumps(older))
     check_fingerprint(run, current)  # both are at their defaults: the old behaviour, accepted
     changed = json.loads(json.dumps(current))
-    changed["config"]["generation"]["accept_after_retrieval"] = "rest"  # a new setting, not at its default
+    changed["config"]["policy"]["paper"]["accept_after_retrieval"] = "rest"  # a new setting, not at its default
     with pytest.raises(ConfigError, match="accept_after_retrieval: None -> 'rest'"):
         check_fingerprint(run, changed)
     removed = json.loads(json.dumps(older))
-    del removed["config"]["generation"]["max_retrievals"]  # an old key missing from the new one still counts
+    del removed["config"]["policy"]["max_retrievals"]  # an old key missing from the new one still counts
     run.write_text(json.dumps(current))
     with pytest.raises(ConfigError, match="max_retrievals"):
         check_fingerprint(run, removed)
-
-
-def test_a_later_setting_whose_default_changed_behaviour_matches_only_its_old_value(tmp_path):
-    """regenerate_without_new_passages arrived with a default (False) that changes what gatedrag's
-    own gate does; baselines set True, the earlier behaviour, and keep resuming."""
-    for method, resumes in (("flare", True), ("sr-rag", True), ("gated", False)):
-        run = tmp_path / "hotpotqa" / f"{method}.run.json"
-        cfg = method_config(method, "hotpotqa")
-        assert cfg.generation.regenerate_without_new_passages is resumes
-        current = fingerprint(cfg, dataset="hotpotqa", method=method, corpus_sha256="abc", model=cfg.model.name)
-        older = json.loads(json.dumps(current))
-        del older["config"]["generation"]["regenerate_without_new_passages"]
-        run.parent.mkdir(parents=True, exist_ok=True)
-        run.write_text(json.dumps(older))
-        if resumes:
-            check_fingerprint(run, current)
-        else:
-            with pytest.raises(ConfigError, match="regenerate_without_new_passages: None -> False"):
-                check_fingerprint(run, current)

@@ -69,12 +69,12 @@ def test_retrieval_beats_adjustment_and_a_vetoed_retrieval_falls_to_it():
     [
         ({}, {}, None),
         ({"retriever": False}, {}, "no_retriever"),
-        ({"s": {"final": True}}, {"gate": {"check_final_sentence": False}}, "final_unchecked"),
+        ({"s": {"final": True}}, {"policy": {"check_final_sentence": False}}, "final_unchecked"),
         ({"s": {"phase": Phase.REGENERATING}}, {}, "just_regenerated"),
         ({"s": {"phase": Phase.CONTROLLED}}, {}, "just_regenerated"),
         ({"s": {"phase": Phase.UNGATED}}, {}, "rest_ungated"),
         ({"s": {"retrievals": 3}}, {}, "retrieval_budget"),
-        ({"s": {"retrievals": 1}}, {"generation": {"max_retrievals": 1}}, "retrieval_budget"),
+        ({"s": {"retrievals": 1}}, {"policy": {"max_retrievals": 1}}, "retrieval_budget"),
     ],
 )
 def test_each_retrieval_veto(kwargs, sections, rule):
@@ -96,25 +96,27 @@ def test_veto_order_names_the_first_rule_that_applies():
 def test_adjustment_vetoes_hysteresis():
     on = policy().on_sentence(CONFLICT, state(control_on=True))
     assert on.kind == "accept" and on.vetoes[0].rule == "already_controlled"
-    always = policy(control_mode="always").on_sentence(CONFLICT, state())
+    always = policy(policy={"control_mode": "always"}).on_sentence(CONFLICT, state())
     assert always.vetoes[0].rule == "already_controlled"
-    rest = policy(generation={"accept_after_retrieval": "rest"})
+    rest = policy(policy={"paper": {"accept_after_retrieval": "rest"}})
     assert rest.on_sentence(CONFLICT, state(Phase.UNGATED)).vetoes[0].rule == "rest_ungated"
     assert rest.on_sentence(CONFLICT, state(Phase.REGENERATING)).vetoes[0].rule == "rest_ungated"
     assert policy().on_sentence(CONFLICT, state(Phase.REGENERATING)).kind == "adjust"
 
 
 def test_scheduled_retrieval_and_drop_passages_follow_an_accepted_sentence():
-    scheduled = policy(generation={"scheduled_retrieval": True, "max_retrievals": 2})
+    scheduled = policy(policy={"scheduled_retrieval": True, "max_retrievals": 2})
     follow = scheduled.on_sentence(SURE, state(accepted=1)).follow_up
     assert follow.kind == "scheduled_retrieval" and follow.query_source == "sentence"
     assert follow.trigger == "scheduled after sentence 2"
     assert scheduled.on_sentence(SURE, state(retrievals=2)).follow_up is None  # budget spent
     assert scheduled.on_sentence(SURE, state(final=True)).follow_up is None  # the answer is over
-    chunks = policy(generation={"scheduled_retrieval": True, "segment_tokens": 20, "scheduled_query": "question"})
+    chunks = policy(
+        policy={"scheduled_retrieval": True, "paper": {"scheduled_query": "question"}}, decoding={"segment_tokens": 20}
+    )
     follow = chunks.on_sentence(SURE, state()).follow_up
     assert follow.query_source == "question" and follow.trigger == "scheduled after chunk 1"
-    drop = policy(generation={"keep_passages": False})
+    drop = policy(policy={"keep_passages": False})
     assert drop.on_sentence(SURE, state(Phase.REGENERATING)).follow_up.kind == "drop_passages"
     assert drop.on_sentence(SURE, state()).follow_up is None
 
