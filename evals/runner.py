@@ -30,8 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gatedrag.config import CORPUS_SIGNALS, PipelineConfig
+from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
+from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Step
 
 from .baselines import method_config
@@ -179,12 +180,15 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
     draft_rules = (data.get("draft") or {}).get("rules", [])
-    if any(r["signal"] in CORPUS_SIGNALS for r in [*data["gate"]["rules"], *draft_rules]):
+    signals = [r["signal"] for r in [*data["gate"]["rules"], *draft_rules]]
+    if "corpus" in needs_of(signals):
         for key in ("timeout_s", "retries", "cache_size"):
             data["corpus_stats"].pop(key, None)
     else:  # corpus statistics are not read: their settings cannot change the answers
         data.pop("corpus_stats", None)
-    if data["policy"]["control_mode"] == "gate" and not any(r["signal"] == "confidence_gain" for r in data["gate"]["rules"]):
+    if data["policy"]["control_mode"] == "gate" and "adjust" not in rungs_of(
+        r["signal"] for r in data["gate"]["rules"]
+    ):
         data.pop("control", None)  # no adjust rung: the control settings are never used
     return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
 

@@ -291,9 +291,6 @@ class ConfidenceGainRule(RuleBase):
     replayable: ClassVar[bool] = False  # needs passages: a closed-book record has no value
 
 
-CORPUS_SIGNALS = ("entity_freq", "cooc")
-
-
 def _default_rules() -> list[SignalRule]:
     return [TokenRAGRule(), FlareRule(act=False), GNLLRule(), EntropyRule()]
 
@@ -552,7 +549,6 @@ def load_config(path: str | Path) -> PipelineConfig:
 
 
 __all__ = [
-    "CORPUS_SIGNALS",
     "DEFAULT_MODEL",
     "RULES",
     "ConfidenceGainRule",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gatedrag.config import CORPUS_SIGNALS, ModelConfig, PipelineConfig
+from gatedrag.config import ModelConfig, PipelineConfig
 from gatedrag.gate import Gate
 from gatedrag.lm.base import LanguageModel
 from gatedrag.pipeline import GatedRAG, build_draft_gate
@@ -41,8 +41,10 @@ class Components:
 
 def reads_corpus(configs: Sequence[PipelineConfig]) -> bool:
     """Whether any of ``configs`` has a corpus-statistics signal (gate or draft)."""
+    from gatedrag.signals.registry import needs_of
+
     rules = [r for c in configs for r in [*c.gate.rules, *(c.draft.rules if c.draft is not None else [])]]
-    return any(r.signal in CORPUS_SIGNALS for r in rules)
+    return "corpus" in needs_of(r.signal for r in rules)
 
 
 def build_model(config: ModelConfig, *, progress: Progress = None) -> LanguageModel:

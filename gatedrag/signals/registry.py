@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from gatedrag.config import (
     register_rule,
 )
 from gatedrag.signals.attention import RINDSignal
+from gatedrag.signals.base import Need, Rung
 from gatedrag.signals.corpus import CooccurrenceSignal, EntityFrequencySignal
 from gatedrag.signals.gain import ConfidenceGainSignal
 from gatedrag.signals.sequence import GNLLSignal
@@ -73,6 +74,16 @@ def signal_class(name: str) -> type:
     return REGISTRY[name].signal
 
 
+def needs_of(names: Iterable[str]) -> frozenset[Need]:
+    """What the signals named ``names`` read beyond a sentence's tokens, together."""
+    return frozenset().union(*(signal_class(n).needs for n in names))
+
+
+def rungs_of(names: Iterable[str]) -> frozenset[Rung]:
+    """The rungs the signals named ``names`` may ask for."""
+    return frozenset(signal_class(n).rung for n in names)
+
+
 def build_signal(rule: Any, *, corpus: Any = None, extractor: Any = None) -> Any:
     """The signal object a config rule describes; corpus signals read ``corpus`` (a
     :class:`~gatedrag.corpus.base.CorpusStats`) and ``extractor`` (without them they are traced as
@@ -93,4 +104,4 @@ register(EntityFrequencyRule, EntityFrequencySignal, _corpus(EntityFrequencySign
 register(CooccurrenceRule, CooccurrenceSignal, _corpus(CooccurrenceSignal))
 register(ConfidenceGainRule, ConfidenceGainSignal)
 
-__all__ = ["REGISTRY", "Registration", "build_signal", "register", "signal_class"]
+__all__ = ["REGISTRY", "Registration", "build_signal", "needs_of", "register", "rungs_of", "signal_class"]
