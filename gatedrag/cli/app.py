@@ -6,6 +6,7 @@ traceback and exit with status 1.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -94,8 +95,9 @@ def ask(
             rag = GatedRAG.from_config(cfg, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
         with err_console.status("Answering…"):
             answer = rag.ask(question)
-    if json_out:
-        sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+    if json_out:  # the answer with its events, and the steps derived from them
+        data = answer.model_dump(mode="json") | {"steps": [step.model_dump(mode="json") for step in answer.steps]}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     console.print(_steps_table(answer))
     c = answer.counts
