@@ -285,7 +285,9 @@ class GatedRAG:
                 ended: AnswerFinish | None = out.finish if out.finish in ("eos", "stop", "budget") else None  # type: ignore[assignment]
                 if row.phase is Phase.FINISHED:  # the final answer was accepted
                     session.close(key)
-                elif row.phase is Phase.RETRIEVING and (row.pending.sentence is not None or not ended):  # type: ignore[union-attr]
+                elif row.phase in (Phase.RETRIEVING, Phase.SEARCHING) and (
+                    row.pending.sentence is not None or not ended
+                ):  # type: ignore[union-attr]
                     due.append((row, ended))
                 elif row.phase is Phase.ADJUSTING:
                     self._adjust(session, key, row, ended)
@@ -347,7 +349,9 @@ class GatedRAG:
             queries = self._queries(row, sentence, action, bundle, context)
             trigger = f"{'doubtful draft sentence' if drafting else 'sentence'} {len(row.accepted) + 1}"
             row.pending = _Pending(action, sentence, number, queries, trigger, from_draft=drafting)
-            row.move(Phase.RETRIEVING)  # deep search: its own strategy comes with the search rung
+            # deep search has its phase; until its strategy (several rounds, reformulated queries)
+            # arrives, it runs the one retrieval of its queries
+            row.move(Phase.SEARCHING if action.kind == "deep_search" else Phase.RETRIEVING)
             return "act"
         if action.kind == "adjust":
             row.pending = _Pending(action, sentence, number)

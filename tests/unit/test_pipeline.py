@@ -216,3 +216,26 @@ def test_query_with_previous_puts_the_last_accepted_sentences_first(tiny_lm):
         elif step.kind == "sentence" and step.accepted:
             accepted_before.append(step.text.strip())
     assert checked >= 1  # at least one query carried an earlier sentence
+
+
+def test_the_deep_search_rung_has_its_slot(tiny_lm):
+    from gatedrag.gate import Gate
+    from gatedrag.signals.base import SignalBase
+    from gatedrag.types import SignalValue
+
+    class Deeper(SignalBase):
+        name = "deeper"
+        rung = "deep_search"
+
+        def evaluate(self, tokens, context=None):
+            return SignalValue(name=self.name, value=1.0, threshold=0.5, fired=True)
+
+        def formulate_queries(self, tokens, value, context):
+            return ["alpha word1"]
+
+    passages = [Passage(id=str(i), title=f"T{i}", text=f"word{i} alpha") for i in range(3)]
+    cfg = config(max_retrievals=1)
+    answer = GatedRAG(tiny_lm, BM25Retriever.build(passages), cfg, gate=Gate(signals=[Deeper()])).ask("alpha?")
+    first = answer.steps[0]
+    assert first.decision.action == "deep_search" and answer.steps[1].query == "alpha word1"
+    assert answer.counts.retrievals == 1 and answer.steps[2].trigger == "regenerated after retrieval"

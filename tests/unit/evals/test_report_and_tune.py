@@ -198,10 +198,7 @@ def test_eval_runs_your_own_configs_beside_the_baselines(tiny_lm, data_dir, tmp_
     base = tmp_path / "base.yaml"
     base.write_text(common)
     mine = tmp_path / "mine.yaml"
-    mine.write_text(
-        common + "policy: {retrieve_first: true}\n"
-        + "gate: {rules: [{signal: flare, theta: 0.5}]}\n"
-    )
+    mine.write_text(common + "policy: {retrieve_first: true}\n" + "gate: {rules: [{signal: flare, theta: 0.5}]}\n")
     out = tmp_path / "eval"
     args = ["eval", "--dataset", "hotpotqa", "--limit", "2", "--out", str(out), "--data", str(data_dir)]
     args += ["--config", str(base), "--methods", "no-rag", "--method", f"mine={mine}"]

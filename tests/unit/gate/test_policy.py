@@ -145,3 +145,11 @@ def test_actions_and_bundles_are_immutable():
         action.kind = "accept"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         DOUBT.values = ()  # type: ignore[misc]
+
+
+def test_deep_search_comes_first_on_the_ladder_and_is_vetoed_like_retrieval():
+    deep = SignalBundle(values=(value("token_rag", 0.9), value("deeper", 0.9)), rungs=("retrieve", "deep_search"))
+    action = policy().on_sentence(deep, state())
+    assert action.kind == "deep_search" and [r.signal for r in action.reasons] == ["deeper"]
+    fallen = policy().on_sentence(deep, state(retrievals=3))
+    assert fallen.kind == "accept" and [v.rung for v in fallen.vetoes] == ["deep_search", "retrieve"]
