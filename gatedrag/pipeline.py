@@ -67,18 +67,19 @@ KEPT_NOTE: dict[RetrievalOutcome, str] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
-    """An action waiting for the end of the decoding round: the sentence it is about (``None`` for
-    a scheduled retrieval), its number, the queries, and the phase to resume after it."""
+    """What a row waits for at the end of the decoding round: the doubtful or conflicted sentence
+    (``None`` for a scheduled retrieval) and its number, the queries and their trigger, the phase
+    the action came from (a doubtful draft is written again from its start) and the phase a
+    scheduled retrieval resumes."""
 
-    action: Action
     sentence: Sentence | None = None
     number: int = 0
-    queries: list[str] = field(default_factory=list)
+    queries: tuple[str, ...] = ()
     trigger: str = ""
+    origin: Phase = Phase.ANSWERING
     resume: Phase = Phase.ANSWERING
-    from_draft: bool = False
 
 
 @dataclass
@@ -92,7 +93,6 @@ class _Row:
     t0: float = field(default_factory=time.perf_counter)
     events: list[Event] = field(default_factory=list)
     accepted: list[Sentence] = field(default_factory=list)
-    accepted_ids: list[int] = field(default_factory=list)
     draft: list[int] = field(default_factory=list)  # numbers of the draft's sentences
     proposed: int = 0
     counts: Counts = field(default_factory=Counts)
@@ -101,6 +101,10 @@ class _Row:
     segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
     pending: _Pending | None = None
     finish: AnswerFinish = "answer"
+
+    @property
+    def accepted_ids(self) -> list[int]:
+        return [t.token_id for s in self.accepted for t in s.tokens]
 
     def move(self, to: Phase) -> None:
         if to not in TRANSITIONS[self.phase]:
@@ -116,7 +120,6 @@ class _Row:
 
     def keep(self, sentence: Sentence, number: int, note: str | None = None) -> None:
         self.accepted.append(sentence)
-        self.accepted_ids += sentence.token_ids
         self.emit(SentenceAccepted, sentence=number, text=sentence.text, note=note)
 
 
@@ -298,7 +301,7 @@ class GatedRAG:
                     self._start(session, key, row)
                     row.move(Phase.ANSWERING)
             if due:
-                outcomes_r = self._retrieve([(r, r.pending.queries, r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
+                outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
                 for (row, ended), outcome in zip(due, outcomes_r):
                     self._after_retrieval(session, row.index, row, outcome, ended)
         return [self._answer(rows[k]) for k, _ in items]
@@ -348,13 +351,13 @@ class GatedRAG:
         if action.kind in ("retrieve", "deep_search"):
             queries = self._queries(row, sentence, action, bundle, context)
             trigger = f"{'doubtful draft sentence' if drafting else 'sentence'} {len(row.accepted) + 1}"
-            row.pending = _Pending(action, sentence, number, queries, trigger, from_draft=drafting)
+            row.pending = _Pending(sentence, number, tuple(queries), trigger, origin=row.phase)
             # deep search has its phase; until its strategy (several rounds, reformulated queries)
             # arrives, it runs the one retrieval of its queries
             row.move(Phase.SEARCHING if action.kind == "deep_search" else Phase.RETRIEVING)
             return "act"
         if action.kind == "adjust":
-            row.pending = _Pending(action, sentence, number)
+            row.pending = _Pending(sentence, number, origin=row.phase)
             row.move(Phase.ADJUSTING)
             return "act"
         row.keep(sentence, number)
@@ -372,9 +375,7 @@ class GatedRAG:
         if follow is not None and follow.kind == "scheduled_retrieval":
             query = row.question if follow.query_source == "question" else sentence.text
             max_words = self.config.retrieval.max_query_tokens
-            row.pending = _Pending(
-                action, queries=[truncate_words(query, max_words)], trigger=follow.trigger, resume=resume
-            )
+            row.pending = _Pending(queries=(truncate_words(query, max_words),), trigger=follow.trigger, resume=resume)
             row.move(Phase.RETRIEVING)
             return "act"
         if follow is not None and follow.kind == "drop_passages":
@@ -419,12 +420,13 @@ class GatedRAG:
             row.move(pending.resume)
             return
         rest = self.policy.rest_ungated
-        if outcome == "new" and pending.from_draft:
+        from_draft = pending.origin is Phase.DRAFTING
+        if outcome == "new" and from_draft:
             row.emit(DraftDiscarded, sentences=list(row.draft))
-            row.accepted, row.accepted_ids = [], []
+            row.accepted = []
         if outcome == "new" and self._start(session, key, row):
             row.emit(SentenceDiscarded, sentence=pending.number, reason="written again with the retrieved passages")
-            row.move(Phase.REGENERATING if not pending.from_draft else Phase.UNGATED if rest else Phase.ANSWERING)
+            row.move(Phase.REGENERATING if not from_draft else Phase.UNGATED if rest else Phase.ANSWERING)
             return
         row.keep(pending.sentence, pending.number, note=KEPT_NOTE[outcome])
         row.move(Phase.ANSWERING)
