@@ -60,6 +60,12 @@ from gatedrag.types import AnswerFinish, Counts, Hit, Sentence, StepPassage
 EventCallback = Callable[[int, Event], None]
 """Called with (question's position in the batch, event) as each event is emitted."""
 RetrievalOutcome = Literal["new", "same", "failed"]
+ROLES: dict[Phase, SentenceRole] = {
+    Phase.DRAFTING: "draft",
+    Phase.REGENERATING: "regenerated",
+    Phase.CONTROLLED: "controlled",
+}
+"""The role of a sentence written in each phase (the others: written as it came)."""
 KEPT_NOTE: dict[RetrievalOutcome, str] = {
     "same": "no new passages; sentence kept",
     "failed": "retrieval unavailable; sentence kept",
@@ -326,17 +332,10 @@ class GatedRAG:
         else:
             bundle = self.gate.evaluate(sentence.tokens, context)
             action = self.policy.on_sentence(bundle, state)
+        if action.kind in ("retrieve", "deep_search"):  # the gate formulates what the policy asked for
+            action = action.model_copy(update={"queries": tuple(self._queries(row, sentence, action, bundle, context))})
         number = row.proposed
         row.proposed += 1
-        role: SentenceRole | None = (
-            "draft"
-            if drafting
-            else "regenerated"
-            if row.phase is Phase.REGENERATING
-            else "controlled"
-            if row.phase is Phase.CONTROLLED
-            else None
-        )
         row.emit(
             SentenceProposed,
             sentence=number,
@@ -344,14 +343,13 @@ class GatedRAG:
             tokens=len(sentence.tokens),
             signals=list(bundle.values),
             decision=action.decision(),
-            role=role,
+            role=ROLES.get(row.phase),
         )
         if drafting:
             row.draft.append(number)
         if action.kind in ("retrieve", "deep_search"):
-            queries = self._queries(row, sentence, action, bundle, context)
             trigger = f"{'doubtful draft sentence' if drafting else 'sentence'} {len(row.accepted) + 1}"
-            row.pending = _Pending(sentence, number, tuple(queries), trigger, origin=row.phase)
+            row.pending = _Pending(sentence, number, action.queries, trigger, origin=row.phase)
             # deep search has its phase; until its strategy (several rounds, reformulated queries)
             # arrives, it runs the one retrieval of its queries
             row.move(Phase.SEARCHING if action.kind == "deep_search" else Phase.RETRIEVING)

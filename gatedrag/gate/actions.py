@@ -69,7 +69,6 @@ class FollowUp(_Frozen):
     kind: Literal["scheduled_retrieval", "drop_passages"]
     query_source: QuerySource = "sentence"
     trigger: str = ""
-    queries: tuple[str, ...] = ()
 
 
 class Action(_Frozen):
@@ -81,7 +80,10 @@ class Action(_Frozen):
     query_source: QuerySource | None = None
     """For ``retrieve`` / ``deep_search``: what the queries are made from."""
     queries: tuple[str, ...] = ()
-    """For ``retrieve`` / ``deep_search``: the queries (several are retrieved separately, passages pooled)."""
+    """For ``retrieve`` / ``deep_search``: the queries (several are retrieved separately, passages
+    pooled). The policy decides from values alone; the gate's signals formulate the queries (some
+    re-read the model's attention), and the controller completes the action with them before it is
+    emitted."""
     control: KnowledgeControlConfig | None = None
     """For ``adjust``: how the logits are re-mixed."""
     follow_up: FollowUp | None = None
