@@ -119,7 +119,7 @@ def _compare(
             same = [i for i in ids if a[i]["prediction"] == b[i]["prediction"]]
             traces = [i for i in ids if a[i]["text"] == b[i]["text"]]
             enough = len(ids) if need_all else len(ids) - max(1, len(ids) // 24)
-            ok = "yes" if len(same) >= enough else "NO"
+            ok = "not run yet" if not ids else "yes" if len(same) >= enough else "NO"
             rows.append(f"| {dataset} | {method} | {len(ids)} | {len(same)} | {len(traces)} | {ok} |")
             for i in ids:
                 if a[i]["prediction"] != b[i]["prediction"] or a[i]["text"] != b[i]["text"]:
