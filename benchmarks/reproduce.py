@@ -145,7 +145,7 @@ def main() -> None:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    new_dir = args.out / "new"
+    new_dir = args.out / (f"new-{args.new}" if args.new else "new")
     base_dir = args.out / f"base-{args.baseline}" if args.baseline else None
     datasets = [d for d in args.datasets.split(",") if d]
     if not args.compare_only:
