@@ -84,11 +84,18 @@ class TopKSession:
     def decode(
         self, keys: Sequence[Hashable], *, on_sentence: SentenceHook, budgets: Mapping[Hashable, int], **kw: Any
     ) -> dict[Hashable, DecodeOutcome]:
+        shown: dict[int, Sentence] = {}  # each sentence reduced once: the hook's copy is the outcome's
+
+        def reduced(s: Sentence) -> Sentence:
+            if id(s) not in shown:
+                shown[id(s)] = _only(s, self.k)
+            return shown[id(s)]
+
         outcomes = self.inner.decode(
-            keys, on_sentence=lambda key, s: on_sentence(key, _only(s, self.k)), budgets=budgets, **kw
+            keys, on_sentence=lambda key, s: on_sentence(key, reduced(s)), budgets=budgets, **kw
         )
         return {
-            key: out.model_copy(update={"sentences": [_only(s, self.k) for s in out.sentences]})
+            key: out.model_copy(update={"sentences": [reduced(s) for s in out.sentences]})
             for key, out in outcomes.items()
         }
 
