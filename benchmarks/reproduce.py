@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--compare-only", action="store_true")
     ap.add_argument("--skip-new", action="store_true", help="run only the baseline commit")
     args = ap.parse_args()
+    args.out = args.out.resolve()  # the runs execute inside worktrees: a relative path would land there
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
