@@ -176,6 +176,11 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     data["prompt_sha256"] = hashlib.sha256(prompt_json).hexdigest()
     for section, key in _EXECUTION_ONLY:
         data[section].pop(key, None)
+    if data["model"].get("backend") != "llamacpp":
+        data["model"].pop("llamacpp", None)  # only that backend reads its settings
+    else:
+        for key in ("cells", "sequences"):  # how much is cached, not what is written
+            data["model"]["llamacpp"].pop(key, None)
     data["retrieval"].pop("index_dir", None)
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
@@ -351,7 +356,7 @@ def evaluate_configs(
     """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
     ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's.
     ``records_out``, if given, receives each config's records of these questions."""
-    from gatedrag.factory import build_components, build_rag
+    from gatedrag.factory import build_components, build_rag, resolve_backend, with_backend
     from gatedrag.prompts import PromptTemplate
     from gatedrag.retrieval.corpus import corpus_sha256
 
@@ -370,6 +375,11 @@ def evaluate_configs(
     examples = load_dataset(spec.name, data_dir, limit=None if limit is None else offset + limit, skip=skip)[offset:]
     sha = corpus_sha256(corpus)
     dest = out / spec.name
+    first, *rest = configs.values()
+    choice = resolve_backend(first, also=rest)  # "auto" resolved: the records say which backend wrote them
+    if progress is not None:
+        progress(f"backend {choice.backend}: {choice.reason}")
+    configs = {m: with_backend(c, choice) for m, c in configs.items()}
     for m, cfg in configs.items():  # refuse a changed setup before spending any time
         current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
         check_fingerprint(dest / f"{m}.run.json", current)

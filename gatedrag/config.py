@@ -40,14 +40,36 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LlamaCppConfig(_Config):
+    """How the llama.cpp backend holds its rows: one context whose KV cache is shared by every row
+    of a session (a prefix two rows share is stored once)."""
+
+    cells: int = Field(default=16384, ge=256, le=1 << 20)
+    """KV-cache cells (tokens) of the context, for all rows together; the longest prompt a row may
+    have is this or the model's training context, whichever is smaller. ~28 KiB a cell for the
+    default model (16384: 448 MiB). When full, the least recently used rows not being decoded
+    give up their cache (they re-read their prompt when next decoded)."""
+    sequences: int = Field(default=16, ge=1, le=64)
+    """Rows that keep a cache at once (llama.cpp sequences); more rows than this take turns."""
+    batch_rows: bool = True
+    """Decode the active rows together, one token each per llama.cpp call (one pass over the
+    weights for all of them); ``False``: one row at a time."""
+    n_batch: int = Field(default=512, ge=8, le=8192)
+    """Tokens per llama.cpp call when reading a prompt."""
+
+
 class ModelConfig(_Config):
     """Which language model to load and how."""
 
-    backend: Literal["hf", "topk"] = "hf"
+    backend: Literal["auto", "hf", "llamacpp", "topk"] = "auto"
     """``hf``: the model through transformers, with its full distributions, attention and twins;
-    ``topk``: the same model seen only through its ``top_k`` log-probabilities, as an
-    OpenAI-compatible server returns them (entropy estimated from the top-k, no attention, no
-    twins): what the pipeline does on such a backend."""
+    ``llamacpp``: the packaged GGUF run as shipped by llama.cpp (``pip install 'gatedrag[llamacpp]'``;
+    full distributions and KV caches, no attention, no twins; several times faster and ~2 GiB on a
+    CPU without native bf16); ``topk``: the model seen only through its ``top_k``
+    log-probabilities, as an OpenAI-compatible server returns them (entropy estimated from the
+    top-k, no attention, no twins); ``auto``: ``llamacpp`` where it is installed, the CPU lacks
+    native bf16 and the config reads nothing it cannot serve, else ``hf``
+    (:func:`gatedrag.factory.resolve_backend` says which and why)."""
     name: str = DEFAULT_MODEL
     """A packaged model name (see ``gatedrag.lm.packaged.PACKAGED_MODELS``), a ``.gguf`` file or a
     Hugging Face model directory on disk."""
@@ -69,6 +91,8 @@ class ModelConfig(_Config):
     cache_dir: Path | None = None
     """Where assembled and converted models are cached (default ``$GATEDRAG_CACHE`` or
     ``~/.cache/gatedrag``)."""
+    llamacpp: LlamaCppConfig = Field(default_factory=LlamaCppConfig)
+    """Settings of the llama.cpp backend (ignored by the others)."""
 
 
 class RetrievalConfig(_Config):

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from gatedrag.config import ModelConfig, PipelineConfig
+from gatedrag.errors import ConfigError
 from gatedrag.gate import Gate
-from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.base import LanguageModel, ModelCapabilities
 from gatedrag.pipeline import GatedRAG, build_draft_gate
 from gatedrag.retrieval.base import Retriever
 
@@ -47,10 +50,120 @@ def reads_corpus(configs: Sequence[PipelineConfig]) -> bool:
     return "corpus" in needs_of(r.signal for r in rules)
 
 
+BACKEND_CAPABILITIES: dict[str, ModelCapabilities] = {
+    "hf": ModelCapabilities(full_entropy=True, attention=True, twins=True, kv_cache=True),
+    "llamacpp": ModelCapabilities(full_entropy=True, attention=False, twins=False, kv_cache=True),
+    "topk": ModelCapabilities(full_entropy=False, attention=False, twins=False, kv_cache=True),
+}
+"""What each backend serves, known before anything is loaded (the loaded model declares the same)."""
+
+_NEED_NAMES = {"attention": "attention weights (DRAGIN's RIND)", "twin": "no-context twins (CK-PLUG)"}
+
+
+class BackendChoice(BaseModel):
+    """Which backend a config runs on, and why (``model.backend: auto`` resolved)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["hf", "llamacpp", "topk"]
+    reason: str
+
+
+def model_needs(configs: Sequence[PipelineConfig]) -> frozenset[str]:
+    """What ``configs`` need from the model beyond text and distributions: the ``needs`` of every
+    gate and draft signal that may act (a traced-only one the model cannot serve says so in its
+    trace), and ``twin`` where knowledge control is always on."""
+    from gatedrag.signals.registry import needs_of
+
+    rules = [r for c in configs for r in [*c.gate.rules, *(c.draft.rules if c.draft is not None else [])] if r.act]
+    needs = set(needs_of(r.signal for r in rules))
+    if any(c.policy.control_mode == "always" for c in configs):
+        needs.add("twin")
+    return frozenset(needs)
+
+
+def _llamacpp_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _gguf_model(name: str) -> bool:
+    from pathlib import Path
+
+    from gatedrag.lm.packaged import PACKAGED_MODELS
+
+    return name in PACKAGED_MODELS or Path(name).suffix.lower() == ".gguf"
+
+
+def resolve_backend(config: PipelineConfig, *, also: Sequence[PipelineConfig] = ()) -> BackendChoice:
+    """The backend ``config`` (and ``also``, sharing its model) runs on. ``auto`` picks llama.cpp
+    where it is installed, the model is a GGUF, the CPU lacks native bf16 and no signal needs what
+    llama.cpp cannot serve; else transformers. An explicit backend that cannot serve the config's
+    signals is a :class:`~gatedrag.errors.ConfigError` naming the backend that can.
+
+    >>> from gatedrag.config import PipelineConfig
+    >>> cfg = PipelineConfig.model_validate({"model": {"backend": "topk", "top_k": 20}})
+    >>> resolve_backend(cfg).backend
+    'topk'
+    >>> dragin = cfg.model_copy(update={"gate": cfg.gate.model_validate({"rules": [{"signal": "rind"}]})})
+    >>> resolve_backend(dragin)
+    Traceback (most recent call last):
+    ...
+    gatedrag.errors.ConfigError: model.backend topk cannot serve attention weights (DRAGIN's RIND), which the gate's signals need: use model.backend: hf
+    """
+    from gatedrag.lm.cpu import native_bf16
+
+    model = config.model
+    needs = model_needs([config, *also])
+    if model.backend != "auto":
+        missing = BACKEND_CAPABILITIES[model.backend].missing(needs)
+        if missing:
+            what = " and ".join(_NEED_NAMES[n] for n in missing)
+            raise ConfigError(
+                f"model.backend {model.backend} cannot serve {what}, which the gate's signals need: use model.backend: hf"
+            )
+        if model.backend == "llamacpp" and not _gguf_model(model.name):
+            raise ConfigError(
+                f"model.backend llamacpp reads GGUF files: {model.name!r} is neither a packaged model nor a .gguf file"
+            )
+        return BackendChoice(backend=model.backend, reason="set in the config")
+    if model.device != "cpu":
+        return BackendChoice(backend="hf", reason=f"device {model.device}: transformers")
+    if not _gguf_model(model.name):
+        return BackendChoice(backend="hf", reason="the model is a transformers directory, not a GGUF")
+    if not _llamacpp_installed():
+        return BackendChoice(
+            backend="hf", reason="llama-cpp-python is not installed (pip install 'gatedrag[llamacpp]')"
+        )
+    if native_bf16():
+        return BackendChoice(backend="hf", reason="this CPU has native bf16: transformers runs the model in bfloat16")
+    missing = BACKEND_CAPABILITIES["llamacpp"].missing(needs)
+    if missing:
+        what = " and ".join(_NEED_NAMES[n] for n in missing)
+        return BackendChoice(backend="hf", reason=f"the signals need {what}, which llama.cpp cannot serve")
+    return BackendChoice(backend="llamacpp", reason="no native bf16 on this CPU and llama-cpp-python is installed")
+
+
+def with_backend(config: PipelineConfig, choice: BackendChoice) -> PipelineConfig:
+    """``config`` with its model backend resolved to ``choice``."""
+    return config.model_copy(update={"model": config.model.model_copy(update={"backend": choice.backend})})
+
+
 def build_model(config: ModelConfig, *, progress: Progress = None) -> LanguageModel:
-    """The language model of ``config.backend``."""
+    """The language model of ``config.backend`` (``auto``: resolved for a config that needs no
+    attention and no twins; :func:`build_components` resolves it for the whole pipeline)."""
+    if config.backend == "auto":
+        choice = resolve_backend(PipelineConfig(model=config, gate={"rules": []}))
+        if progress:
+            progress(f"backend {choice.backend}: {choice.reason}")
+        config = config.model_copy(update={"backend": choice.backend})
     if progress:
-        progress(f"loading model {config.name}")
+        progress(f"loading model {config.name} ({config.backend})")
+    if config.backend == "llamacpp":
+        from gatedrag.lm.llamacpp import LlamaCppLanguageModel
+
+        return LlamaCppLanguageModel.load(config, progress=progress)
     from gatedrag.lm.hf import HFLanguageModel
 
     lm = HFLanguageModel.load(config, progress=progress)
@@ -72,6 +185,11 @@ def build_components(
     ``lm`` is given) and extractor, built from ``config``."""
     from gatedrag.retrieval.factory import build_retriever
 
+    if lm is None:
+        choice = resolve_backend(config, also=also)  # before anything is loaded: a bad backend fails fast
+        if progress and config.model.backend == "auto":
+            progress(f"backend {choice.backend}: {choice.reason}")
+        config = with_backend(config, choice)
     retriever = build_retriever(config.retrieval, progress=progress)
     corpus = None
     if reads_corpus([config, *also]):
@@ -101,4 +219,15 @@ def build_rag(config: PipelineConfig, parts: Components) -> GatedRAG:
     )
 
 
-__all__ = ["Components", "build_components", "build_model", "build_rag", "reads_corpus"]
+__all__ = [
+    "BACKEND_CAPABILITIES",
+    "BackendChoice",
+    "Components",
+    "build_components",
+    "build_model",
+    "build_rag",
+    "model_needs",
+    "reads_corpus",
+    "resolve_backend",
+    "with_backend",
+]

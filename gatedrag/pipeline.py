@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatedrag.config import GateConfig, PipelineConfig
-from gatedrag.errors import ContextLengthError, InputError
+from gatedrag.errors import ConfigError, ContextLengthError, InputError
 from gatedrag.events import (
     Answer,
     Degraded,
@@ -184,6 +184,23 @@ class GatedRAG:
         self.draft_gate = draft_gate or build_draft_gate(self.config)
         """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
         self.policy = Policy(self.config, has_retriever=retriever is not None)
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """Refuse a model that cannot serve the acting signals (attention, twins) before anything
+        runs; a traced-only signal it cannot serve is traced with a note saying so."""
+        signals = [*self.gate.signals, *(self.draft_gate.signals if self.draft_gate is not None else [])]
+        signals = [s for s in signals if s.act]
+        needs = set().union(*(s.needs for s in signals))
+        if self.config.policy.control_mode == "always":
+            needs.add("twin")
+        missing = self.lm.capabilities.missing(frozenset(needs))
+        if missing:
+            users = sorted({s.name for s in signals if set(s.needs) & set(missing)})
+            raise ConfigError(
+                f"the model {self.lm.name!r} cannot serve {' and '.join(missing)}, which "
+                f"{', '.join(users) or 'knowledge control'} need(s): use model.backend: hf"
+            )
 
     @classmethod
     def from_config(
@@ -191,9 +208,13 @@ class GatedRAG:
     ) -> GatedRAG:
         """Load the configured model and retriever (defaults: the packaged model, the demo corpus)
         through :mod:`gatedrag.factory`."""
-        from gatedrag.factory import build_components, build_rag
+        from gatedrag.factory import build_components, build_rag, resolve_backend, with_backend
 
         config = config or PipelineConfig()
+        choice = resolve_backend(config)
+        if progress is not None and config.model.backend == "auto":
+            progress(f"backend {choice.backend}: {choice.reason}")
+        config = with_backend(config, choice)  # the pipeline's config says which backend answers
         return build_rag(config, build_components(config, progress=progress))
 
     # -- public API -----------------------------------------------------------------------------

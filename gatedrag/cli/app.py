@@ -78,9 +78,12 @@ def ask(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML or TOML config file.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer and its trace as JSON.")] = False,
+    backend: Annotated[
+        str | None, typer.Option(help="Model backend: auto, hf, llamacpp or topk (overrides the config).")
+    ] = None,
 ) -> None:
     """Answer QUESTION, retrieving only for the sentences the model is unsure of."""
-    from gatedrag.config import PipelineConfig, load_config
+    from gatedrag.config import PipelineConfig, load_config, parse_config
     from gatedrag.pipeline import validate_question
 
     with _user_errors():
@@ -88,6 +91,8 @@ def ask(
         cfg = load_config(config) if config else PipelineConfig()
         if corpus is not None:
             cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"corpus": corpus})})
+        if backend is not None:
+            cfg = parse_config(cfg.model_dump() | {"model": cfg.model.model_dump() | {"backend": backend}})
         _quiet_libraries()
         from gatedrag.pipeline import GatedRAG
 
@@ -103,7 +108,8 @@ def ask(
     c = answer.counts
     console.print(
         f"[bold]Answer:[/bold] {answer.answer}   [dim](confidence {answer.confidence:.2f}; "
-        f"{c.retrievals} retrievals, {c.llm_calls} LLM calls, {c.generated_tokens} tokens, {c.wall_time_s:.1f} s)[/dim]"
+        f"{c.retrievals} retrievals, {c.llm_calls} LLM calls, {c.generated_tokens} tokens, {c.wall_time_s:.1f} s; "
+        f"backend {rag.config.model.backend})[/dim]"
     )
     console.print(f"[dim]{answer.text}[/dim]")
 

@@ -18,20 +18,27 @@ from gatedrag.cli.common import console, err_console, quiet_libraries, user_erro
 DATA_HELP = "Benchmark data directory (the layout of ../shared/data)."
 
 
-def _base_config(config: Path | None, model: str | None, device: str | None, batch_size: int | None):
+BACKEND_HELP = "Model backend: auto, hf, llamacpp or topk (overrides the config's model.backend)."
+
+
+def _base_config(
+    config: Path | None, model: str | None, device: str | None, batch_size: int | None, backend: str | None = None
+):
     from gatedrag.config import PipelineConfig, load_config
 
     cfg = load_config(config) if config else PipelineConfig()
-    return _overridden(cfg, model, device, batch_size)
+    return _overridden(cfg, model, device, batch_size, backend)
 
 
-def _overridden(cfg: Any, model: str | None, device: str | None, batch_size: int | None):
-    model_update = {k: v for k, v in {"name": model, "device": device}.items() if v is not None}
+def _overridden(cfg: Any, model: str | None, device: str | None, batch_size: int | None, backend: str | None = None):
+    model_update = {k: v for k, v in {"name": model, "device": device, "backend": backend}.items() if v is not None}
     if model_update:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_update)})
     if batch_size is not None:
         cfg = cfg.model_copy(update={"decoding": cfg.decoding.model_copy(update={"batch_size": batch_size})})
-    return cfg.model_validate(cfg.model_dump())
+    from gatedrag.config import parse_config
+
+    return parse_config(cfg.model_dump())
 
 
 def _comma_list(value: str) -> list[str]:
@@ -85,7 +92,9 @@ class _Bars:
         self.progress.console.log(message)
 
 
-def _custom_methods(values: list[str], model: str | None, device: str | None, batch_size: int | None) -> dict:
+def _custom_methods(
+    values: list[str], model: str | None, device: str | None, batch_size: int | None, backend: str | None = None
+) -> dict:
     """``NAME=CONFIG`` options: the user's own configs, run as extra methods beside the baselines."""
     from gatedrag.config import load_config
     from gatedrag.errors import ConfigError
@@ -101,7 +110,7 @@ def _custom_methods(values: list[str], model: str | None, device: str | None, ba
             raise ConfigError(f"--method name {name!r} is already taken; choose another name")
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"--method name {name!r}: use letters, digits, '-' and '_' (it names a file)")
-        out[name] = _overridden(load_config(Path(path.strip())), model, device, batch_size)
+        out[name] = _overridden(load_config(Path(path.strip())), model, device, batch_size, backend)
     return out
 
 
@@ -131,6 +140,7 @@ def run_eval(
     model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda: on a GPU machine, --device cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+    backend: Annotated[str | None, typer.Option(help=BACKEND_HELP)] = None,
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -144,9 +154,9 @@ def run_eval(
     from gatedrag.evals.runner import evaluate
 
     with user_errors():
-        custom = _custom_methods(method or [], model, device, batch_size)
+        custom = _custom_methods(method or [], model, device, batch_size, backend)
         names = _methods(methods, custom=bool(custom))
-        base = _base_config(config, model, device, batch_size)
+        base = _base_config(config, model, device, batch_size, backend)
         quiet_libraries()
         bars = _Bars()
         with bars.progress:
@@ -208,6 +218,7 @@ def run_tune(
     model: Annotated[str | None, typer.Option(help="Model name or directory (overrides the config).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Questions decoded together.")] = None,
+    backend: Annotated[str | None, typer.Option(help=BACKEND_HELP)] = None,
     draft: Annotated[
         bool,
         typer.Option(
@@ -226,7 +237,7 @@ def run_tune(
             thresholds = [float(v) for v in values.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--values must be comma-separated numbers, got {values!r}") from None
-        base = _base_config(config, model, device, batch_size)
+        base = _base_config(config, model, device, batch_size, backend)
         quiet_libraries()
         bars = _Bars()
         common: dict[str, Any] = {

@@ -56,6 +56,16 @@ class ModelCapabilities(BaseModel):
     kv_cache: bool = False
     """Rows keep their cache between decoding calls (a continuation costs only its new tokens)."""
 
+    def missing(self, needs: frozenset[str]) -> list[str]:
+        """Which of a config's model needs (signal ``needs``: ``attention``, ``twin``) this backend
+        cannot serve; the other needs (corpus, extractor, context) are not the model's.
+
+        >>> ModelCapabilities(attention=False, twins=False).missing(frozenset({"attention", "corpus"}))
+        ['attention']
+        """
+        served = {"attention": self.attention, "twin": self.twins}
+        return sorted(n for n in needs if n in served and not served[n])
+
 
 class Twin(BaseModel):
     """A no-context twin of a row: the same answer tokens decoded after ``prompt`` (the prompt

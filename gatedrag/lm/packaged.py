@@ -203,6 +203,43 @@ def assemble_gguf(model: PackagedModel, target: Path) -> Path:
     return target
 
 
+def assembled_path(model: PackagedModel, cache_dir: Path | None = None) -> Path:
+    """Where the assembled GGUF of ``model`` is kept for backends that read it directly (llama.cpp)."""
+    return (cache_dir or default_cache_dir()) / "gguf" / model.gguf_name
+
+
+def _assembled_ok(path: Path, model: PackagedModel) -> bool:
+    """The file is there with the size and checksum recorded when it was assembled and verified."""
+    try:
+        stamp = json.loads(path.with_name(path.name + ".verified").read_text())
+        return (
+            stamp.get("sha256") == model.sha256
+            and path.stat().st_size == model.size
+            and stamp.get("mtime_ns") == path.stat().st_mtime_ns
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_assembled(
+    model: PackagedModel, *, cache_dir: Path | None = None, progress: Callable[[str], None] | None = None
+) -> Path:
+    """The verified single-file GGUF of ``model``, assembled from its installed parts on first use
+    (under a file lock; a sidecar records the verified checksum, so later calls only stat it)."""
+    target = assembled_path(model, cache_dir)
+    if _assembled_ok(target, model):
+        return target
+    with _locked(target.parent):
+        if _assembled_ok(target, model):
+            return target
+        if progress:
+            progress(f"assembling {model.name} from {len(model.parts)} installed parts (once)")
+        assemble_gguf(model, target)
+        stamp = {"sha256": model.sha256, "mtime_ns": target.stat().st_mtime_ns}
+        target.with_name(target.name + ".verified").write_text(json.dumps(stamp))
+        return target
+
+
 def _manifest_ok(directory: Path, source_sha256: str, dtype: str) -> bool:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
@@ -244,10 +281,10 @@ def ensure_converted(
     with _locked(root / "models"):
         if _manifest_ok(final, model.sha256, dtype):
             return final
-        gguf = root / "gguf" / model.gguf_name
         say = progress or (lambda _msg: None)
-        say(f"assembling {model.name} from {len(model.parts)} installed parts")
-        assemble_gguf(model, gguf)
+        gguf = assembled_path(model, root)
+        kept = _assembled_ok(gguf, model)  # assembled for the llama.cpp backend: leave it there
+        ensure_assembled(model, cache_dir=root, progress=say)
         say(f"converting {model.name} to a {dtype} safetensors cache (once)")
         tmp = final.with_name(final.name + f".building-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -273,7 +310,9 @@ def ensure_converted(
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        gguf.unlink(missing_ok=True)  # the safetensors copy replaces it; the parts stay installed
+        if not kept:  # the safetensors copy replaces it; the parts stay installed
+            gguf.unlink(missing_ok=True)
+            gguf.with_name(gguf.name + ".verified").unlink(missing_ok=True)
         return final
 
 
@@ -282,9 +321,11 @@ __all__ = [
     "ModelPart",
     "PackagedModel",
     "assemble_gguf",
+    "assembled_path",
     "check_gguf_file",
     "converted_dir",
     "default_cache_dir",
+    "ensure_assembled",
     "ensure_converted",
     "locate_parts",
     "sha256_file",

@@ -10,8 +10,10 @@ from gatedrag.lm.packaged import (
     ModelPart,
     PackagedModel,
     assemble_gguf,
+    assembled_path,
     check_gguf_file,
     converted_dir,
+    ensure_assembled,
     ensure_converted,
 )
 
@@ -96,6 +98,23 @@ def test_converted_cache_is_built_once_and_rebuilt_when_damaged(fake_model, tmp_
     (d / "model.safetensors").write_bytes(b"trunc")  # a damaged cache is detected by size and rebuilt
     ensure_converted(model, "bfloat16", convert, cache_dir=tmp_path)
     assert len(calls) == 2 and (d / "model.safetensors").stat().st_size == 700
+
+
+def test_assembled_gguf_is_kept_verified_and_rebuilt_when_damaged(fake_model, tmp_path):
+    """The llama.cpp backend reads the assembled file itself: assembled once, checked by a stamp."""
+    model, site = fake_model
+    path = ensure_assembled(model, cache_dir=tmp_path)
+    assert path == assembled_path(model, tmp_path) and path.read_bytes() == PAYLOAD
+    part = site / "gatedrag_fakepart1" / "data" / "part01.bin"
+    part.unlink()  # a later call only stats the verified file: the parts are not read again
+    assert ensure_assembled(model, cache_dir=tmp_path) == path
+    path.write_bytes(PAYLOAD[:-1] + b"\x01")  # damaged (same size, new mtime): assembled again
+    with pytest.raises(ModelNotInstalledError):
+        ensure_assembled(model, cache_dir=tmp_path)
+    part.write_bytes(PAYLOAD[:3000])
+    assert ensure_assembled(model, cache_dir=tmp_path).read_bytes() == PAYLOAD
+    ensure_converted(model, "bfloat16", lambda g, o: (o / "w").write_bytes(b"x"), cache_dir=tmp_path)
+    assert path.read_bytes() == PAYLOAD  # converting for transformers leaves it for llama.cpp
 
 
 def test_failed_conversion_leaves_no_cache(fake_model, tmp_path):
