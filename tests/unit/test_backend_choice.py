@@ -53,7 +53,9 @@ def test_an_explicit_backend_that_cannot_serve_the_signals_is_refused():
     rind = {"gate": {"rules": [{"signal": "rind"}]}}
     for backend in ("llamacpp", "topk"):
         cfg = PipelineConfig.model_validate({"model": {"backend": backend, "top_k": 5}, **rind})
-        with pytest.raises(ConfigError, match=f"model.backend {backend} cannot serve attention.*use model.backend: hf"):
+        with pytest.raises(
+            ConfigError, match=rf"model.backend {backend} cannot serve attention.*use model.backend: hf"
+        ):
             factory.resolve_backend(cfg)
     hf = PipelineConfig.model_validate({"model": {"backend": "hf"}, **rind})
     assert factory.resolve_backend(hf).backend == "hf"
@@ -73,7 +75,7 @@ def test_the_pipeline_refuses_a_model_without_what_acting_signals_need(tiny_lm):
 
     topk = TopKLanguageModel(tiny_lm, k=3)
     cfg = PipelineConfig.model_validate({"gate": {"rules": [{"signal": "confidence_gain"}]}})
-    with pytest.raises(ConfigError, match="twin.*confidence_gain"):
+    with pytest.raises(ConfigError, match=r"twin.*confidence_gain"):
         GatedRAG(topk, None, cfg)
     GatedRAG(tiny_lm, None, cfg)  # transformers decodes twins
 
