@@ -220,33 +220,38 @@ class _Engine:
         """The next-token scores of output ``i`` of the last call (a view, valid until the next)."""
         return np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, i), shape=(self.n_vocab,))
 
-    def read(self, slot: _Slot, ids: Sequence[int], busy: set[int], *, outputs_from: int | None = None) -> int:
-        """Make ``slot`` hold ``ids`` (reusing what it, or any sequence, already holds of them) and
-        leave the scores after ``ids[-1]`` as output ``0`` of the last call (with ``outputs_from``:
-        the scores after every token from that position on, outputs ``0..``). Returns the number
-        of tokens computed."""
+    def read(
+        self, slot: _Slot, ids: Sequence[int], busy: set[int], *, outputs_from: int | None = None
+    ) -> list[np.ndarray]:
+        """Make ``slot`` hold ``ids``, reusing what it or any other sequence already holds of them,
+        and return copies of the next-token scores after ``ids[-1]`` (with ``outputs_from``: after
+        every token from that position on). Only the tokens the cache lacks are computed
+        (``self.computed`` counts them); a full cache evicts sequences not in ``busy``."""
         ids = list(ids)
-        keep = _common(slot.tokens, ids)
-        best = max(self.slots, key=lambda s: _common(s.tokens, ids) if s is not slot else -1)
-        if _common(best.tokens, ids) > keep:
-            keep = _common(best.tokens, ids)
-            self.copy_prefix(best, slot, keep)
         last = len(ids) - 1 if outputs_from is None else outputs_from
-        if len(ids) - last > self.n_batch:
-            raise InputError(f"cannot score more than {self.n_batch - 1} tokens at once (model.llamacpp.n_batch)")
+        keep = _common(slot.tokens, ids)
+        if keep < last:
+            best = max(self.slots, key=lambda s: _common(s.tokens, ids) if s is not slot else -1)
+            if (n := _common(best.tokens, ids)) > keep:
+                self.copy_prefix(best, slot, n)
+                keep = n
         keep = min(keep, last)  # the tokens whose scores are wanted are computed again
         self.truncate(slot, keep)
         self.touch(slot)
-        todo = ids[keep:]
         busy = busy | {slot.seq}
-        for start in range(keep, last, self.n_batch):  # the prompt up to the first wanted scores
-            chunk = ids[start : min(last, start + self.n_batch)]
-            self.decode([(t, start + j, slot.seq, False) for j, t in enumerate(chunk)], busy)
+        scores: list[np.ndarray] = []
+        start = keep
+        while start < len(ids):
+            stop = min(len(ids), start + self.n_batch)
+            if start < last < stop:
+                stop = last  # the wanted scores start a call of their own
+            chunk = ids[start:stop]
+            self.decode([(t, start + j, slot.seq, start + j >= last) for j, t in enumerate(chunk)], busy)
             slot.tokens.extend(chunk)
-        tail = ids[last:]  # one call, so that all the wanted scores are outputs of the last call
-        self.decode([(t, last + j, slot.seq, True) for j, t in enumerate(tail)], busy)
-        slot.tokens.extend(tail)
-        return len(todo)
+            scores += [self.logits(j).copy() for j in range(max(0, stop - max(start, last)))]
+            start = stop
+        self.computed = len(ids) - keep
+        return scores
 
 
 _LOG_SINK: list[Any] = []
@@ -325,6 +330,13 @@ class LlamaCppLanguageModel:
         engine = _Engine(path, config.llamacpp, config.threads or default_threads())
         return cls(engine, name=name, top_k=config.top_k, batch_rows=config.llamacpp.batch_rows)
 
+    def clear_cache(self) -> None:
+        """Forget every cached token (every row's and the shared prefix): the next prompts are read
+        from scratch. Rows of open sessions re-read theirs when next decoded."""
+        with self.lock:
+            for slot in self.engine.slots:
+                self.engine.drop(slot)
+
     # -- tokens ---------------------------------------------------------------------------------
     def encode(self, text: str, *, special: bool = False) -> list[int]:
         """Token ids of ``text``; ``special`` adds the model's start token where its vocabulary asks for one."""
@@ -360,8 +372,8 @@ class LlamaCppLanguageModel:
             )
         eng = self.engine
         slot = min(eng.slots[1:], key=lambda s: (s.owner is not None, s.used))
-        eng.read(slot, p_ids + c_ids, {s.seq for s in eng.slots if s.owner is not None}, outputs_from=len(p_ids) - 1)
-        return c_ids, [eng.logits(j).copy() for j in range(len(c_ids) + 1)]
+        busy = {s.seq for s in eng.slots if s.owner is not None}
+        return c_ids, eng.read(slot, p_ids + c_ids, busy, outputs_from=len(p_ids) - 1)
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
         """Each token of ``continuations[i]`` after ``prompts[i]`` (one llama.cpp call a pair)."""
@@ -515,6 +527,7 @@ class LlamaCppSession:
         )
         with lm.lock:
             computed = self._run(rows, cutter, streamer)
+        # (a row whose prompt never fits raised ContextLengthError above; nothing was half-written)
         if streamer is not None:
             streamer.end()
         for i, (key, row, state) in enumerate(zip(keys, rows, cutter.rows)):
@@ -528,61 +541,71 @@ class LlamaCppSession:
         return outcomes
 
     def _run(self, rows: list[_Row], cutter: SentenceCutter, streamer: Any) -> list[int]:
-        """Decode until every row of ``cutter`` is done; returns the prompt tokens computed per row."""
+        """Decode until every row of ``cutter`` is done; returns the prompt tokens computed per row.
+
+        With ``batch_rows`` the rows (as many at a time as there are sequences) advance together,
+        one llama.cpp call per token step; if their caches outgrow the cells, or without
+        ``batch_rows``, each remaining row is decoded alone (the others' caches may then be
+        evicted; they re-read what they lack when next decoded)."""
         eng, lm = self.lm.engine, self.lm
         computed = [0] * len(rows)
-        groups = [list(range(len(rows)))] if lm.batch_rows else [[i] for i in range(len(rows))]
-        for group in groups:
-            busy: set[int] = set()
+        ready: dict[int, np.ndarray] = {}  # next-token scores after each row's ids
+
+        started = len(rows) * [0]
+        for i, state in enumerate(cutter.rows):
+            started[i] = state.generated
+
+        def read(i: int, busy: set[int]) -> None:
+            ready[i] = eng.read(rows[i].slot, rows[i].ids, busy)[0]  # type: ignore[arg-type]
+            # a token written in this call is not a prompt token; a re-read after eviction is
+            computed[i] += eng.computed - (cutter.rows[i].generated > started[i])
+
+        def push(i: int) -> bool:
+            """Write row ``i``'s next token; whether the row goes on."""
+            logits = ready.pop(i)
+            token = int(np.argmax(logits))
+            lp, entropy, top = token_stats(logits, token, lm.top_k)
+            rows[i].ids.append(token)
+            if streamer is not None:
+                streamer.put(np.array([token]))
+            cutter.push(i, token, logprob=lp, entropy=entropy, top=lm._alternatives(top))
+            return not cutter.rows[i].done
+
+        size = len(eng.slots) - 1 if lm.batch_rows else 1
+        for g in range(0, len(rows), size):
+            group = list(range(g, min(len(rows), g + size)))
+            if len(group) > 1:
+                busy: set[int] = set()
+                for i in group:
+                    busy.add(self._claim(rows[i], busy).seq)
+                try:
+                    for i in group:
+                        read(i, busy)
+                        self._share_prefix(rows[i])
+                    active = [i for i in group if push(i)]
+                    while active:
+                        entries = [(rows[i].ids[-1], len(rows[i].slot.tokens), rows[i].slot.seq, True) for i in active]  # type: ignore[union-attr]
+                        eng.decode(entries, busy)
+                        for j, i in enumerate(active):
+                            rows[i].slot.tokens.append(rows[i].ids[-1])  # type: ignore[union-attr]
+                            eng.touch(rows[i].slot)  # type: ignore[arg-type]
+                            ready[i] = eng.logits(j).copy()
+                        active = [i for i in active if push(i)]
+                except KVCacheFull:
+                    pass  # the rest one row at a time
             for i in group:
-                slot = self._claim(rows[i], busy)
-                busy.add(slot.seq)
-            scores: dict[int, np.ndarray] = {}
-            for i in group:  # each row's prompt (what its cache lacks), then its next-token scores
-                row = rows[i]
-                try:
-                    computed[i] = eng.read(row.slot, row.ids, busy)  # type: ignore[arg-type]
-                except KVCacheFull:
-                    raise ContextLengthError(
-                        f"the rows decoded together do not fit in the {eng.cells:,} KV-cache cells: "
-                        "raise model.llamacpp.cells or decode fewer rows at once"
-                    ) from None
-                self._share_prefix(row)
-                scores[i] = eng.logits(0).copy()
-            active = list(group)
-            while active:
-                step = []
-                for i in active:
-                    logits = scores[i]
-                    token = int(np.argmax(logits))
-                    lp, entropy, top = token_stats(logits, token, lm.top_k)
-                    rows[i].ids.append(token)
-                    if streamer is not None:
-                        streamer.put(np.array([token]))
-                    cutter.push(i, token, logprob=lp, entropy=entropy, top=lm._alternatives(top))
-                    if not cutter.rows[i].done:
-                        step.append(i)
-                active = step
-                if not active:
-                    break
-                entries = []
-                for i in active:
-                    slot = rows[i].slot
-                    assert slot is not None
-                    entries.append((rows[i].ids[-1], len(slot.tokens), slot.seq, True))
-                try:
-                    eng.decode(entries, busy)
-                except KVCacheFull:
-                    raise ContextLengthError(
-                        f"the rows decoded together outgrew the {eng.cells:,} KV-cache cells: "
-                        "raise model.llamacpp.cells or decode fewer rows at once"
-                    ) from None
-                for j, i in enumerate(active):
-                    slot = rows[i].slot
-                    assert slot is not None
-                    slot.tokens.append(rows[i].ids[-1])
-                    eng.touch(slot)
-                    scores[i] = eng.logits(j).copy()
+                while not cutter.rows[i].done:
+                    if i not in ready:
+                        try:
+                            read(i, {self._claim(rows[i], set()).seq})
+                        except KVCacheFull:
+                            raise ContextLengthError(
+                                f"a row of {len(rows[i].ids):,} tokens does not fit in the {eng.cells:,} KV-cache "
+                                "cells: raise model.llamacpp.cells"
+                            ) from None
+                        if eng.computed > 1:
+                            self._share_prefix(rows[i])
+                    push(i)
         return computed
 
 

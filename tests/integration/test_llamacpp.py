@@ -157,19 +157,38 @@ def test_batched_rows_are_decoded_and_cut(lm):
     assert all(o.new_tokens == 10 and o.sentences for o in out.values())
 
 
-def test_a_full_cache_evicts_idle_rows_and_refuses_what_cannot_fit():
+def test_a_full_cache_evicts_idle_rows_and_rows_that_do_not_fit_together_take_turns():
     from gatedrag.errors import ContextLengthError
 
     lm = _load(cells=256, sequences=2)
     s = lm.open_session()
     long = "word " * 150
+    first = {}
     for key in ("x", "y"):
         s.start(key, key + " " + long)  # no common prefix: nothing shared
-        assert s.decode([key], on_sentence=_go, budgets={key: 4})[key].new_tokens == 4  # y evicts x
+        first[key] = s.decode([key], on_sentence=_go, budgets={key: 4})[key]  # y evicts x
+        assert first[key].new_tokens == 4
     with pytest.raises(ContextLengthError):
         s.start("z", "word " * 400)
-    with pytest.raises(ContextLengthError, match="cells"):
-        s.decode(["x", "y"], on_sentence=_go, budgets={"x": 4, "y": 4})  # both together do not fit
+    both = s.decode(["x", "y"], on_sentence=_go, budgets={"x": 4, "y": 4})  # 2 x 150 > 256 cells
+    assert all(o.new_tokens == 4 for o in both.values())
+    assert both["x"].prompt_tokens > 100  # x's cache was evicted: it read its prompt again
+    alone = _load(cells=256, sequences=2)
+    for key in ("x", "y"):  # the same tokens as each row decoded alone, from scratch
+        s2 = alone.open_session()
+        s2.start(key, key + " " + long)
+        out = s2.decode([key], on_sentence=_go, budgets={key: 8})[key]
+        assert _ids(out)[:4] == _ids(first[key])
+
+
+def test_scores_longer_than_a_batch(lm):
+    text = " and".join(["the cat sat on the mat"] * 40)
+    lm2 = _load(n_batch=20)
+    steps = lm2.score(["Once"], [text])[0]
+    ref = lm.score(["Once"], [text])[0]
+    assert len(steps) == len(ref) > 16 and [s.token_id for s in steps] == [s.token_id for s in ref]
+    diffs = [abs(a.logprob - b.logprob) for a, b in zip(steps, ref)]  # other chunks, other kernels
+    assert max(diffs) < 0.5 and sum(diffs) / len(diffs) < 0.05  # a misaligned chunk would be off by nats
 
 
 def test_missing_or_corrupt_gguf(tmp_path, monkeypatch):

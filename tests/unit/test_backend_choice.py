@@ -81,7 +81,7 @@ def test_the_pipeline_refuses_a_model_without_what_acting_signals_need(tiny_lm):
 
 
 def test_the_eval_fingerprint_keeps_llamacpp_settings_only_for_that_backend():
-    from evals.runner import fingerprint
+    from gatedrag.evals.runner import fingerprint
 
     def fp(**model):
         return fingerprint(_cfg(**model), dataset="d", method="m", corpus_sha256="x", model="m")["config"]["model"]
