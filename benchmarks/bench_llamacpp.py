@@ -42,7 +42,9 @@ def prompts(n: int) -> list[str]:
     return out
 
 
-def measure(backend: str, texts: list[str], new_tokens: int, threads: int | None, llamacpp: dict) -> dict:
+def measure(
+    backend: str, texts: list[str], new_tokens: int, threads: int | None, llamacpp: dict, n_single: int
+) -> dict:
     from gatedrag.config import LlamaCppConfig, ModelConfig
     from gatedrag.factory import build_model
     from gatedrag.lm.llamacpp import LlamaCppLanguageModel
@@ -55,7 +57,7 @@ def measure(backend: str, texts: list[str], new_tokens: int, threads: int | None
     lm = build_model(config)
     load_s = time.perf_counter() - t0
     rows = []
-    for i, prompt in enumerate(texts):
+    for i, prompt in enumerate(texts[:n_single]):
         if isinstance(lm, LlamaCppLanguageModel):
             lm.clear_cache()  # every prompt read from scratch, as transformers reads it here
         session = lm.open_session()
@@ -77,8 +79,23 @@ def measure(backend: str, texts: list[str], new_tokens: int, threads: int | None
                 "text": text[:160],
             }
         )
+    together = {}
+    if backend == "llamacpp" and len(texts) > 1:  # several rows at once: one call per step, or a row at a time
+        for batch_rows in (True, False):
+            lm.batch_rows = batch_rows
+            lm.clear_cache()
+            session = lm.open_session()
+            keys = list(range(len(texts)))
+            for i in keys:
+                session.start(i, texts[i])
+            session.decode(keys, on_sentence=lambda k, s: "continue", budgets=dict.fromkeys(keys, 1))
+            t = time.perf_counter()
+            out = session.decode(keys, on_sentence=lambda k, s: "continue", budgets=dict.fromkeys(keys, new_tokens))
+            rate = sum(o.new_tokens for o in out.values()) / (time.perf_counter() - t)
+            together["batched" if batch_rows else "one_at_a_time"] = round(rate, 1)
     return {
         "backend": backend,
+        f"decode_{len(texts)}_rows_tok_s": together or None,
         "load_s": round(load_s, 1),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "prefill_tok_s": round(statistics.median(r["prefill_tok_s"] for r in rows), 1),
@@ -91,7 +108,10 @@ def measure(backend: str, texts: list[str], new_tokens: int, threads: int | None
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", default=",".join(BACKENDS))
-    ap.add_argument("--questions", type=int, default=3)
+    ap.add_argument("--questions", type=int, default=3, help="prompts measured one at a time")
+    ap.add_argument(
+        "--rows", type=int, default=8, help="prompts decoded together (llamacpp: batched vs a row at a time)"
+    )
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--cells", type=int, default=None, help="model.llamacpp.cells")
@@ -103,16 +123,25 @@ def main() -> None:
     settings = {k: v for k, v in {"cells": args.cells, "n_batch": args.n_batch}.items() if v is not None}
     if args.one:  # the prompts come from the parent: the retriever's memory is not the model's
         texts = json.loads(Path(args.prompts).read_text())
-        print(json.dumps(measure(args.one, texts, args.new_tokens, args.threads, settings)))
+        print(json.dumps(measure(args.one, texts, args.new_tokens, args.threads, settings, args.questions)))
         return
     prompt_file = Path(__file__).resolve().parents[1] / ".bench" / "llamacpp_prompts.json"
     prompt_file.parent.mkdir(exist_ok=True)
-    prompt_file.write_text(json.dumps(prompts(args.questions)))
+    prompt_file.write_text(json.dumps(prompts(max(args.questions, args.rows))))
     from gatedrag.lm.cpu import cpu_flags, native_bf16
 
     results = []
     for backend in args.backends.split(","):
-        cmd = [sys.executable, __file__, "--one", backend, "--prompts", str(prompt_file)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            backend,
+            "--prompts",
+            str(prompt_file),
+            "--questions",
+            str(args.questions),
+        ]
         cmd += ["--new-tokens", str(args.new_tokens)] + (["--threads", str(args.threads)] if args.threads else [])
         cmd += [x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v))]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)

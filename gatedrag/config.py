@@ -52,9 +52,11 @@ class LlamaCppConfig(_Config):
     do not fit take turns."""
     sequences: int = Field(default=16, ge=1, le=64)
     """Rows that keep a cache at once (llama.cpp sequences); more rows than this take turns."""
-    batch_rows: bool = True
+    batch_rows: bool = False
     """Decode the active rows together, one token each per llama.cpp call (one pass over the
-    weights for all of them); ``False``: one row at a time."""
+    weights for all of them). Off by default: on a 2-core CPU it paid only 13 % (8 rows, see
+    BENCHMARKS.md), and a row decoded alone writes the same tokens whatever other questions share
+    its batch (llama.cpp's batched kernels round differently), so ``ask`` and ``eval`` agree."""
     n_batch: int = Field(default=128, ge=8, le=8192)
     """Tokens per llama.cpp call when reading a prompt (its compute buffer grows with it; 128 reads
     RAG prompts as fast as 512 on a 2-core CPU and keeps the default model under 2 GiB)."""

@@ -294,7 +294,7 @@ class _Row:
 class LlamaCppLanguageModel:
     """A GGUF model run by llama.cpp, exposing its per-token distributions (see the module doc)."""
 
-    def __init__(self, engine: _Engine, *, name: str, top_k: int = 5, batch_rows: bool = True):
+    def __init__(self, engine: _Engine, *, name: str, top_k: int = 5, batch_rows: bool = False):
         self.engine = engine
         self.name = name
         self.top_k = top_k

@@ -88,4 +88,4 @@ def test_the_eval_fingerprint_keeps_llamacpp_settings_only_for_that_backend():
 
     assert "llamacpp" not in fp(backend="hf")
     kept = fp(backend="llamacpp", llamacpp={"cells": 512, "batch_rows": False})
-    assert kept["llamacpp"] == {"batch_rows": False, "n_batch": 512}  # cache sizes do not change answers
+    assert kept["llamacpp"] == {"batch_rows": False, "n_batch": 128}  # cache sizes do not change answers
