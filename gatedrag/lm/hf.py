@@ -30,6 +30,7 @@ from gatedrag.errors import ContextLengthError, InputError, ModelError
 from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.monitor import RowStream, SentenceMonitor
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
+from gatedrag.lm.prompt_ids import row_ids
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 KV = list[tuple[Any, Any]]  # per layer (keys, values), each [1, kv_heads, length, head_dim]
@@ -365,22 +366,16 @@ class HFDecodeSession:
         return n + len(twin_ids)
 
     def _start(self, key: Hashable, prompt: str, *, cached_prefix: str = "", continuation: Sequence[int] = ()) -> int:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError("the prompt must be a non-empty string")
-        if cached_prefix and not prompt.startswith(cached_prefix):
-            raise InputError("cached_prefix must be a prefix of the prompt")
-        prefix_ids = self.lm.encode(cached_prefix, special=True) if cached_prefix else []
-        rest = self.lm.encode(prompt[len(cached_prefix) :], special=not cached_prefix)
-        ids = prefix_ids + rest + list(continuation)
-        if len(ids) + 1 > self.lm.context_length:
-            raise ContextLengthError(
-                f"the prompt is {len(ids):,} tokens, longer than the model's context of {self.lm.context_length:,}: "
-                "shorten the question, retrieve fewer or shorter passages, or lower the answer budget"
-            )
-        self.rows[key] = _Row(
-            ids=ids, prompt_len=len(prefix_ids) + len(rest), prefix=cached_prefix, prefix_len=len(prefix_ids)
+        prefix_ids, ids = row_ids(
+            self.lm.encode,
+            prompt,
+            cached_prefix=cached_prefix,
+            continuation=continuation,
+            context_length=self.lm.context_length,
         )
-        return len(prefix_ids) + len(rest)
+        prompt_len = len(ids) - len(continuation)
+        self.rows[key] = _Row(ids=ids, prompt_len=prompt_len, prefix=cached_prefix, prefix_len=len(prefix_ids))
+        return prompt_len
 
     def close(self, key: Hashable) -> None:
         self.rows.pop(key, None)

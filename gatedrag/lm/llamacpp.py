@@ -46,6 +46,7 @@ from gatedrag.errors import ConfigError, ContextLengthError, InputError, ModelEr
 from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.cutter import RowStream, SentenceCutter
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_assembled
+from gatedrag.lm.prompt_ids import row_ids
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 INSTALL_HINT = "pip install 'gatedrag[llamacpp]' (compiles llama.cpp once: several minutes on a small CPU)"
@@ -423,27 +424,22 @@ class LlamaCppSession:
         """Also: the row keeps the cache it had of the new prompt's common part with its old one."""
         if twin is not None:
             raise InputError("the llama.cpp backend decodes no twins (its capabilities say twins=False)")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError("the prompt must be a non-empty string")
-        if cached_prefix and not prompt.startswith(cached_prefix):
-            raise InputError("cached_prefix must be a prefix of the prompt")
-        lm = self.lm
-        prefix_ids = lm.encode(cached_prefix, special=True) if cached_prefix else []
-        rest = lm.encode(prompt[len(cached_prefix) :], special=not cached_prefix)
         answer = [t.token_id for s in continuation for t in s.tokens]
-        ids = prefix_ids + rest + answer
-        if len(ids) + 1 > lm.context_length:
-            raise ContextLengthError(
-                f"the prompt is {len(ids):,} tokens, longer than the model's context of {lm.context_length:,}: "
-                "shorten the question, retrieve fewer or shorter passages, or lower the answer budget "
-                "(or raise model.llamacpp.cells)"
-            )
-        row = _Row(ids=ids, prompt_len=len(prefix_ids) + len(rest), prefix_len=len(prefix_ids))
+        prefix_ids, ids = row_ids(
+            self.lm.encode,
+            prompt,
+            cached_prefix=cached_prefix,
+            continuation=answer,
+            context_length=self.lm.context_length,
+            hint=" (or raise model.llamacpp.cells)",
+        )
+        prompt_len = len(ids) - len(answer)
+        row = _Row(ids=ids, prompt_len=prompt_len, prefix_len=len(prefix_ids))
         old = self.rows.get(key)
         if old is not None and old.slot is not None and old.slot.owner is old:
             row.slot, old.slot.owner = old.slot, row  # a restart keeps the row's sequence
         self.rows[key] = row
-        return len(prefix_ids) + len(rest)
+        return prompt_len
 
     def close(self, key: Hashable) -> None:
         row = self.rows.pop(key, None)
