@@ -223,18 +223,18 @@ class _Engine:
 
     def read(
         self, slot: _Slot, ids: Sequence[int], busy: set[int], *, outputs_from: int | None = None
-    ) -> list[np.ndarray]:
-        """Make ``slot`` hold ``ids``, reusing what it or any other sequence already holds of them,
-        and return copies of the next-token scores after ``ids[-1]`` (with ``outputs_from``: after
-        every token from that position on). Only the tokens the cache lacks are computed
-        (``self.computed`` counts them); a full cache evicts sequences not in ``busy``."""
+    ) -> tuple[list[np.ndarray], int]:
+        """Make ``slot`` hold ``ids``, reusing what it or any other sequence already holds of them;
+        returns copies of the next-token scores after ``ids[-1]`` (with ``outputs_from``: after
+        every token from that position on) and how many tokens were computed (only those the cache
+        lacked). A full cache evicts sequences not in ``busy``."""
         ids = list(ids)
         last = len(ids) - 1 if outputs_from is None else outputs_from
         keep = _common(slot.tokens, ids)
         if keep < last:
-            best = max(self.slots, key=lambda s: _common(s.tokens, ids) if s is not slot else -1)
-            if (n := _common(best.tokens, ids)) > keep:
-                self.copy_prefix(best, slot, n)
+            n, best = max((_common(s.tokens, ids), s.seq) for s in self.slots if s is not slot)
+            if n > keep:
+                self.copy_prefix(self.slots[best], slot, n)
                 keep = n
         keep = min(keep, last)  # the tokens whose scores are wanted are computed again
         self.truncate(slot, keep)
@@ -251,8 +251,7 @@ class _Engine:
             slot.tokens.extend(chunk)
             scores += [self.logits(j).copy() for j in range(max(0, stop - max(start, last)))]
             start = stop
-        self.computed = len(ids) - keep
-        return scores
+        return scores, len(ids) - keep
 
 
 _LOG_SINK: list[Any] = []
@@ -374,7 +373,7 @@ class LlamaCppLanguageModel:
         eng = self.engine
         slot = min(eng.slots[1:], key=lambda s: (s.owner is not None, s.used))
         busy = {s.seq for s in eng.slots if s.owner is not None}
-        return c_ids, eng.read(slot, p_ids + c_ids, busy, outputs_from=len(p_ids) - 1)
+        return c_ids, eng.read(slot, p_ids + c_ids, busy, outputs_from=len(p_ids) - 1)[0]
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
         """Each token of ``continuations[i]`` after ``prompts[i]`` (one llama.cpp call a pair)."""
@@ -523,7 +522,6 @@ class LlamaCppSession:
         )
         with lm.lock:
             computed = self._run(rows, cutter, streamer)
-        # (a row whose prompt never fits raised ContextLengthError above; nothing was half-written)
         if streamer is not None:
             streamer.end()
         for i, (key, row, state) in enumerate(zip(keys, rows, cutter.rows)):
@@ -547,14 +545,15 @@ class LlamaCppSession:
         computed = [0] * len(rows)
         ready: dict[int, np.ndarray] = {}  # next-token scores after each row's ids
 
-        started = len(rows) * [0]
-        for i, state in enumerate(cutter.rows):
-            started[i] = state.generated
+        started = [state.generated for state in cutter.rows]
 
-        def read(i: int, busy: set[int]) -> None:
-            ready[i] = eng.read(rows[i].slot, rows[i].ids, busy)[0]  # type: ignore[arg-type]
+        def read(i: int, busy: set[int]) -> int:
+            """Row ``i``'s next-token scores into ``ready``; returns the tokens computed."""
+            scores, n = eng.read(rows[i].slot, rows[i].ids, busy)  # type: ignore[arg-type]
+            ready[i] = scores[0]
             # a token written in this call is not a prompt token; a re-read after eviction is
-            computed[i] += eng.computed - (cutter.rows[i].generated > started[i])
+            computed[i] += n - (cutter.rows[i].generated > started[i])
+            return n
 
         def push(i: int) -> bool:
             """Write row ``i``'s next token; whether the row goes on."""
@@ -593,13 +592,13 @@ class LlamaCppSession:
                 while not cutter.rows[i].done:
                     if i not in ready:
                         try:
-                            read(i, {self._claim(rows[i], set()).seq})
+                            n = read(i, {self._claim(rows[i], set()).seq})
                         except KVCacheFull:
                             raise ContextLengthError(
                                 f"a row of {len(rows[i].ids):,} tokens does not fit in the {eng.cells:,} KV-cache "
                                 "cells: raise model.llamacpp.cells"
                             ) from None
-                        if eng.computed > 1:
+                        if n > 1:  # a prompt was read, not just the last token written
                             self._share_prefix(rows[i])
                     push(i)
         return computed
