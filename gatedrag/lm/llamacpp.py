@@ -158,9 +158,14 @@ class _Engine:
         key = (token, special)
         hit = self._pieces.get(key)
         if hit is None:
-            buf = ctypes.create_string_buffer(64)
-            n = self.L.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
-            hit = bytes(buf.raw[: max(n, 0)])
+            size = 64
+            while True:  # a negative length is the size the piece needs
+                buf = ctypes.create_string_buffer(size)
+                n = self.L.llama_token_to_piece(self.vocab, token, buf, size, 0, special)
+                if n >= 0:
+                    break
+                size = -n
+            hit = bytes(buf.raw[:n])
             self._pieces[key] = hit
         return hit
 
