@@ -33,9 +33,9 @@ from pydantic import BaseModel, Field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.signals.registry import needs_of, rungs_of
-from gatedrag.types import Answer, Counts, Step
+from gatedrag.types import Answer, Counts, Passage, Step
 
-from .baselines import method_config
+from .baselines import METHODS, method_config
 from .datasets import DEFAULT_DATA_DIR, Example, Metric, corpus_path, dataset_spec, load_dataset
 from .metrics import score
 
@@ -182,6 +182,14 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
         for key in ("cells", "sequences"):  # how much is cached, not what is written
             data["model"]["llamacpp"].pop(key, None)
     data["retrieval"].pop("index_dir", None)
+    backend = data["retrieval"].get("backend")
+    if backend not in ("dense", "hybrid"):
+        data["retrieval"].pop("dense", None)  # only these backends read them
+    else:
+        for key in ("index_dir", "batch_size", "threads"):  # where and how fast, not what is found
+            data["retrieval"]["dense"].pop(key, None)
+    if backend != "hybrid":
+        data["retrieval"].pop("fusion", None)
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
     draft_rules = (data.get("draft") or {}).get("rules", [])
@@ -252,10 +260,12 @@ def run_method(
     *,
     method: str,
     on_record: ProgressCallback | None = None,
+    given: Callable[[Example], list[Passage]] | None = None,
 ) -> list[QuestionRecord]:
     """Answer the examples not yet in ``out_file`` with ``rag`` (a GatedRAG), in batches of
     ``rag.config.decoding.batch_size``, appending one record per question. Returns all records of
-    these examples, old and new, in example order."""
+    these examples, old and new, in example order. ``given(example)``: passages to give with each
+    question (the gold method)."""
     existing = {r.id: r for r in read_records(out_file, repair=True)}
     todo = [e for e in examples if e.id not in existing]
     total = len(examples)
@@ -265,13 +275,14 @@ def run_method(
         for lo in range(0, len(todo), size):
             chunk = todo[lo : lo + size]
             t0 = time.perf_counter()
+            context = [given(e) for e in chunk] if given is not None else None
             try:
-                answers: list[Answer | Exception] = list(rag.batch([e.question for e in chunk]))
+                answers: list[Answer | Exception] = list(rag.batch([e.question for e in chunk], passages=context))
             except GatedRAGError:  # one bad question (e.g. too long): answer the batch one by one
                 answers = []
-                for e in chunk:
+                for i, e in enumerate(chunk):
                     try:
-                        answers.append(rag.ask(e.question))
+                        answers.append(rag.ask(e.question, passages=context[i] if context else None))
                     except GatedRAGError as err:
                         answers.append(err)
             seconds = round((time.perf_counter() - t0) / len(chunk), 3)
@@ -337,6 +348,7 @@ def evaluate(
         on_record=on_record,
         on_method=on_method,
         progress=progress,
+        gold_context={m for m in methods if METHODS[m].context == "gold"},
     )
 
 
@@ -352,10 +364,12 @@ def evaluate_configs(
     on_method: Callable[[str, int, int], None] | None = None,
     progress: Callable[[str], None] | None = None,
     records_out: dict[str, list[QuestionRecord]] | None = None,
+    gold_context: set[str] | frozenset[str] = frozenset(),
 ) -> list[RunSummary]:
     """Like :func:`evaluate` for arbitrary named configs (they must share the model); questions
     ``offset .. offset + limit`` of the file. Each config's retrieval corpus is set to the dataset's.
-    ``records_out``, if given, receives each config's records of these questions."""
+    ``records_out``, if given, receives each config's records of these questions. The configs named
+    in ``gold_context`` are given each question's supporting passages (:mod:`.gold`)."""
     from gatedrag.factory import build_components, build_rag, resolve_backend, with_backend
     from gatedrag.prompts import PromptTemplate
     from gatedrag.retrieval.corpus import corpus_sha256
@@ -382,6 +396,8 @@ def evaluate_configs(
     configs = {m: with_backend(c, choice) for m, c in configs.items()}
     for m, cfg in configs.items():  # refuse a changed setup before spending any time
         current = fingerprint(cfg, dataset=spec.name, method=m, corpus_sha256=sha, model=cfg.model.name)
+        if m in gold_context:
+            current["context"] = "gold"
         check_fingerprint(dest / f"{m}.run.json", current)
     first = next(iter(configs.values()))
     parts = build_components(first, also=list(configs.values()), progress=progress)
@@ -393,7 +409,14 @@ def evaluate_configs(
             on_method(m, sum(1 for e in examples if e.id in have), len(examples))
         rag = build_rag(cfg, parts)
         t0 = time.perf_counter()
-        records = run_method(rag, examples, out_file, method=m, on_record=on_record)
+        given = None
+        if m in gold_context:
+            from gatedrag.retrieval.corpus import load_corpus
+
+            from .gold import GoldPassages
+
+            given = GoldPassages(load_corpus(corpus)).passages_of
+        records = run_method(rag, examples, out_file, method=m, on_record=on_record, given=given)
         if records_out is not None:
             records_out[m] = records
         n = max(1, len(records))

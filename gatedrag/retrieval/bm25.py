@@ -11,9 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,11 +20,17 @@ import numpy as np
 from gatedrag.errors import RetrievalIndexError
 from gatedrag.lm.packaged import default_cache_dir
 from gatedrag.retrieval.corpus import corpus_sha256, load_corpus
+from gatedrag.retrieval.store import (
+    MANIFEST,
+    atomic_directory,
+    read_manifest,
+    read_passages,
+    write_manifest,
+    write_passages,
+)
 from gatedrag.retrieval.tokenize import STOPWORDS, passage_text, words
 from gatedrag.types import Hit, Passage
 
-MANIFEST = "gatedrag-index.json"
-PASSAGES = "passages.jsonl"
 _FORMAT = 1
 
 
@@ -81,61 +84,35 @@ class BM25Retriever:
     def save(self, directory: str | Path) -> Path:
         """Write the index atomically: a killed save leaves any previous index untouched."""
         final = Path(directory)
-        tmp = final.with_name(final.name + f".building-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with atomic_directory(final) as tmp:
             self.index.save(str(tmp), show_progress=False)
-            with open(tmp / PASSAGES, "w", encoding="utf-8") as fh:
-                for p in self.passages:
-                    fh.write(p.model_dump_json() + "\n")
-            manifest = {
-                "format": _FORMAT,
-                "backend": "bm25s",
-                "bm25s_version": bm25s.__version__,
-                "corpus_sha256": self.corpus_sha256,
-                "passages": len(self.passages),
-                "stopwords": STOPWORDS,
-                "method": self.index.method,
-                "k1": self.index.k1,
-                "b": self.index.b,
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-            old = final.with_name(final.name + f".old-{os.getpid()}")
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            write_passages(tmp, self.passages)
+            write_manifest(
+                tmp,
+                {
+                    "format": _FORMAT,
+                    "backend": "bm25s",
+                    "bm25s_version": bm25s.__version__,
+                    "corpus_sha256": self.corpus_sha256,
+                    "passages": len(self.passages),
+                    "stopwords": STOPWORDS,
+                    "method": self.index.method,
+                    "k1": self.index.k1,
+                    "b": self.index.b,
+                },
+            )
         return final
 
     @classmethod
     def load(cls, directory: str | Path, *, expect_sha256: str | None = None) -> BM25Retriever:
         """Open a saved index; refuse one that is missing, partial or built from another corpus."""
         d = Path(directory)
-        try:
-            manifest = json.loads((d / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise RetrievalIndexError(
-                f"no gatedrag index in {d}: build one with `gatedrag index build CORPUS`"
-            ) from None
-        except (OSError, ValueError) as err:
-            raise RetrievalIndexError(f"unreadable index manifest in {d}: {err}") from None
-        if manifest.get("format") != _FORMAT or manifest.get("backend") != "bm25s":
-            raise RetrievalIndexError(f"index in {d} has an unsupported format; rebuild it")
-        if expect_sha256 and manifest.get("corpus_sha256") != expect_sha256:
-            raise RetrievalIndexError(f"index in {d} was built from another version of the corpus; rebuild it")
+        manifest = read_manifest(d, backend="bm25s", version=_FORMAT, expect_sha256=expect_sha256)
         try:
             index = bm25s.BM25.load(str(d), show_progress=False, allow_pickle=False)
-            with open(d / PASSAGES, encoding="utf-8") as fh:
-                passages = [Passage.model_validate_json(line) for line in fh if line.strip()]
         except (OSError, ValueError) as err:
             raise RetrievalIndexError(f"cannot load the index in {d}: {err}; rebuild it") from None
-        if len(passages) != manifest.get("passages"):
-            raise RetrievalIndexError(
-                f"index in {d} is partial ({len(passages)} passages of {manifest.get('passages')})"
-            )
+        passages = read_passages(d, manifest)
         n_docs = int(np.asarray(index.scores["num_docs"]))
         if n_docs != len(passages):
             raise RetrievalIndexError(f"index in {d} covers {n_docs} documents but lists {len(passages)} passages")

@@ -7,10 +7,26 @@ from collections.abc import Callable
 from gatedrag.config import RetrievalConfig
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.corpus import demo_corpus_path, load_corpus
+from gatedrag.retrieval.embed import Embedder
 
 
-def build_retriever(config: RetrievalConfig, *, progress: Callable[[str], None] | None = None) -> Retriever:
-    """Load (or build once and save) the index of the configured corpus."""
+def build_embedder(config: RetrievalConfig) -> Embedder:
+    """The embedding model of ``config.dense`` (loaded now: a few seconds)."""
+    from gatedrag.retrieval.embed import MiniLMEmbedder
+
+    return MiniLMEmbedder(batch_size=config.dense.batch_size)
+
+
+def build_retriever(
+    config: RetrievalConfig,
+    *,
+    progress: Callable[[str], None] | None = None,
+    embedder: Embedder | None = None,
+    embed_progress: Callable[[int, int], None] | None = None,
+) -> Retriever:
+    """Load (or build once and save) the index of the configured corpus; ``embedder`` replaces the
+    configured embedding model of a dense or hybrid backend, ``embed_progress(done, total)`` is told
+    how far the embedding of a corpus has come when a dense index has to be built."""
     corpus = config.corpus or demo_corpus_path()
     if progress:
         progress(f"opening the {config.backend} index of {corpus}")
@@ -20,7 +36,24 @@ def build_retriever(config: RetrievalConfig, *, progress: Callable[[str], None] 
         return RankBM25Retriever(load_corpus(corpus))
     from gatedrag.retrieval.bm25 import BM25Retriever
 
-    return BM25Retriever.from_corpus(corpus, index_dir=config.index_dir)
+    if config.backend == "bm25s":
+        return BM25Retriever.from_corpus(corpus, index_dir=config.index_dir)
+    from gatedrag.retrieval.dense import DenseRetriever
+
+    dense = DenseRetriever.from_corpus(
+        corpus,
+        embedder or build_embedder(config),
+        index_dir=config.dense.index_dir,
+        threads=config.dense.threads,
+        progress=embed_progress,
+    )
+    if config.backend == "dense":
+        return dense
+    from gatedrag.retrieval.hybrid import HybridRetriever
+
+    bm25 = BM25Retriever.from_corpus(corpus, index_dir=config.index_dir)
+    fusion = config.fusion
+    return HybridRetriever([bm25, dense], depth=fusion.depth, c=fusion.c, weights=[1.0, fusion.dense_weight])
 
 
-__all__ = ["build_retriever"]
+__all__ = ["build_embedder", "build_retriever"]
