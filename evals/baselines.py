@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,6 +37,9 @@ class Method(BaseModel):
     acting: tuple[str, ...] = ()
     """Signals allowed to trigger retrieval; the others are traced only."""
     settings: dict[str, Any] = {}
+    context: Literal["retrieved", "gold"] = "retrieved"
+    """``gold``: the dataset's supporting passages are given with each question (the ceiling that
+    perfect retrieval would give this model); ``retrieved``: passages come from the retriever."""
 
 
 def _rules(acting: tuple[str, ...], dataset: str, *, rind: bool, corpus: str | None = None) -> list[dict[str, Any]]:
@@ -70,6 +73,13 @@ METHODS: dict[str, Method] = {
             name="no-rag",
             reproduces="Wo-RAG / CoT: few-shot chain of thought without retrieval",
             source="DRAGIN Table 2 'wo-RAG'; QuCo-RAG Table 1 'Wo-RAG'",
+        ),
+        Method(
+            name="gold",
+            reproduces="the retrieval ceiling: the dataset's supporting passages given with the question, no retrieval",
+            source="HotpotQA / 2Wiki supporting_facts, MuSiQue is_supporting (evals/gold.py)",
+            differs="not a published method: it shows how far each method is from perfect retrieval",
+            context="gold",
         ),
         Method(
             name="sr-rag",

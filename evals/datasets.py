@@ -143,7 +143,15 @@ def load_musique(path: Path) -> list[Example]:
             dataset="musique",
             question=r["question"].strip(),
             answers=_dedupe([r["answer"], *_aliases(r["answer_aliases"])]),
-            fields={"answerable": r.get("answerable"), "hops": len(r.get("question_decomposition") or [])},
+            fields={
+                "answerable": r.get("answerable"),
+                "hops": len(r.get("question_decomposition") or []),
+                "supporting_paragraphs": [
+                    {"title": p.get("title", ""), "text": p.get("paragraph_text", "")}
+                    for p in r.get("paragraphs") or []
+                    if p.get("is_supporting")
+                ],
+            },
         )
         for r in rows
     ]

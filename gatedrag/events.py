@@ -114,6 +114,18 @@ class Retrieved(_Event):
     note: str | None = None
 
 
+class PassagesGiven(_Event):
+    """Passages the caller gave with the question (``ask(question, passages=...)``): they are in the
+    prompt from the first sentence on, and no retrieval was spent on them."""
+
+    type: Literal["passages_given"] = "passages_given"
+    passages: list[StepPassage]
+
+
+GIVEN_TRIGGER = "given with the question"
+"""How given passages read in :attr:`Step.trigger` (a retrieval step without a query)."""
+
+
 class PassagesTrimmed(_Event):
     """The prompt was too long for every passage of retrieval ``retrieval`` (its ``seq``): only
     ``kept`` stayed in the prompt."""
@@ -151,6 +163,7 @@ Event = Annotated[
     | SentenceDiscarded
     | DraftDiscarded
     | Retrieved
+    | PassagesGiven
     | PassagesTrimmed
     | Degraded
     | Finished,
@@ -207,6 +220,9 @@ def steps_from_events(events: Sequence[Event]) -> list[Step]:
                     note=e.note,
                 )
             )
+        elif isinstance(e, PassagesGiven):
+            by_seq[e.seq] = len(steps)
+            steps.append(Step(index=len(steps), kind="retrieval", trigger=GIVEN_TRIGGER, passages=e.passages))
         elif isinstance(e, PassagesTrimmed):
             i = by_seq[e.retrieval]
             kept = set(e.kept)
@@ -273,12 +289,14 @@ class Answer(BaseModel):
 
 __all__ = [
     "DRAFT_DISCARDED_NOTE",
+    "GIVEN_TRIGGER",
     "ROLE_TRIGGER",
     "Answer",
     "Degraded",
     "DraftDiscarded",
     "Event",
     "Finished",
+    "PassagesGiven",
     "PassagesTrimmed",
     "QuestionChecked",
     "Retrieved",

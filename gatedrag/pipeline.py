@@ -31,6 +31,8 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from gatedrag.config import GateConfig, PipelineConfig
 from gatedrag.errors import ConfigError, ContextLengthError, InputError
 from gatedrag.events import (
@@ -39,6 +41,7 @@ from gatedrag.events import (
     DraftDiscarded,
     Event,
     Finished,
+    PassagesGiven,
     PassagesTrimmed,
     QuestionChecked,
     Retrieved,
@@ -55,7 +58,7 @@ from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.signals.base import SentenceContext
-from gatedrag.types import AnswerFinish, Counts, Hit, Sentence, StepPassage
+from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
 
 EventCallback = Callable[[int, Event], None]
 """Called with (question's position in the batch, event) as each event is emitted."""
@@ -145,6 +148,20 @@ def validate_question(question: object) -> str:
     return question.strip()
 
 
+def validate_passages(passages: object, what: str = "passages") -> list[Passage]:
+    """Passages given with a question, as :class:`Passage` objects (dicts with ``id``, ``title``,
+    ``text`` are accepted); anything else raises :class:`InputError`."""
+    if isinstance(passages, str | bytes) or not isinstance(passages, Sequence):
+        raise InputError(f"{what} must be a list of passages, got {type(passages).__name__}")
+    out: list[Passage] = []
+    for i, p in enumerate(passages):
+        try:
+            out.append(p if isinstance(p, Passage) else Passage.model_validate(p))
+        except ValidationError as err:
+            raise InputError(f"{what}[{i}] is not a passage ({{id, title, text}}): {err.errors()[0]['msg']}") from None
+    return out
+
+
 def extract_answer(text: str, marker: str = "the answer is") -> str | None:
     """The short answer after the last ``marker`` (case-insensitive) that is followed by one, cut at
     the end of its sentence and without trailing punctuation; ``None`` if there is none."""
@@ -218,23 +235,46 @@ class GatedRAG:
         return build_rag(config, build_components(config, progress=progress))
 
     # -- public API -----------------------------------------------------------------------------
-    def ask(self, question: str, *, on_event: EventCallback | None = None) -> Answer:
-        """Answer one question; ``on_event(0, event)`` is called as each event is emitted."""
-        return self.batch([question], on_event=on_event)[0]
+    def ask(
+        self,
+        question: str,
+        *,
+        passages: Sequence[Passage] | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Answer:
+        """Answer one question; ``on_event(0, event)`` is called as each event is emitted.
+        ``passages``: context given with the question, in the prompt from the start (the gate may
+        still retrieve more)."""
+        given = None if passages is None else [validate_passages(passages)]
+        return self.batch([question], passages=given, on_event=on_event)[0]
 
-    def batch(self, questions: Sequence[str], *, on_event: EventCallback | None = None) -> list[Answer]:
+    def batch(
+        self,
+        questions: Sequence[str],
+        *,
+        passages: Sequence[Sequence[Passage] | None] | None = None,
+        on_event: EventCallback | None = None,
+    ) -> list[Answer]:
         """Answer several questions, decoding ``decoding.batch_size`` of them together;
-        ``on_event(i, event)`` is called as question ``i``'s events are emitted."""
+        ``on_event(i, event)`` is called as question ``i``'s events are emitted. ``passages[i]``
+        (optional) is the context given with question ``i``."""
         if isinstance(questions, str):
             raise InputError("batch() takes a list of questions; use ask() for one")
         cleaned = [validate_question(q) for q in questions]
+        if passages is not None and len(passages) != len(cleaned):
+            raise InputError(f"{len(passages)} passage lists for {len(cleaned)} questions")
+        given = [
+            None if passages is None or passages[i] is None else validate_passages(passages[i], f"passages[{i}]")
+            for i in range(len(cleaned))
+        ]
         size = self.config.decoding.batch_size
         answers: list[Answer] = []
         for lo in range(0, len(cleaned), size):
-            answers += self._run([(lo + i, q) for i, q in enumerate(cleaned[lo : lo + size])], on_event)
+            items = [(lo + i, q, given[lo + i]) for i, q in enumerate(cleaned[lo : lo + size])]
+            answers += self._run(items, on_event)
         return answers
 
-    def stream(self, question: str) -> Iterator[Event]:
+    def stream(self, question: str, *, passages: Sequence[Passage] | None = None) -> Iterator[Event]:
         """The events of answering ``question``, each yielded as soon as it is emitted; the last is
         :class:`~gatedrag.events.Finished` (``Answer.from_events`` rebuilds the answer). Closing the
         iterator early stops the answer at its next event."""
@@ -249,7 +289,7 @@ class GatedRAG:
 
         def work() -> None:
             try:
-                self.ask(question, on_event=emit)
+                self.ask(question, passages=passages, on_event=emit)
                 out.put(("end", None))
             except _Cancelled:
                 out.put(("end", None))
@@ -270,10 +310,10 @@ class GatedRAG:
             stop.set()
             worker.join()
 
-    async def astream(self, question: str) -> AsyncIterator[Event]:
+    async def astream(self, question: str, *, passages: Sequence[Passage] | None = None) -> AsyncIterator[Event]:
         """:meth:`stream` as an async iterator: the model decodes in a worker thread, the event loop
         stays free."""
-        iterator = self.stream(question)
+        iterator = self.stream(question, passages=passages)
         done = object()
         try:
             while (event := await asyncio.to_thread(next, iterator, done)) is not done:
@@ -282,16 +322,21 @@ class GatedRAG:
             await asyncio.to_thread(iterator.close)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _run(self, items: list[tuple[int, str]], on_event: EventCallback | None) -> list[Answer]:
+    def _run(self, items: list[tuple[int, str, list[Passage] | None]], on_event: EventCallback | None) -> list[Answer]:
         gen, policy = self.config.decoding, self.config.policy
         session = self.lm.open_session()
         rows: dict[Hashable, _Row] = {
-            i: _Row(index=i, question=q, phase=Phase.ANSWERING, on_event=on_event) for i, q in items
+            i: _Row(index=i, question=q, phase=Phase.ANSWERING, on_event=on_event) for i, q, _ in items
         }
+        for i, _, given in items:
+            if given:
+                self._give(rows[i], given)
+        unread = [r for r in rows.values() if r.passages is None]  # given passages: nothing to look up first
         if policy.retrieve_first and self.retriever is not None:
-            self._retrieve([(r, [r.question], "before generation") for r in rows.values()])
-        elif self.gate.question_signals:
-            self._check_questions(list(rows.values()))
+            if unread:
+                self._retrieve([(r, [r.question], "before generation") for r in unread])
+        elif self.gate.question_signals and unread:
+            self._check_questions(unread)
         if self.draft_gate is not None and self.retriever is not None:
             for row in rows.values():
                 if row.passages is None:  # not for a question already sent to retrieval
@@ -331,7 +376,7 @@ class GatedRAG:
                 outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
                 for (row, ended), outcome in zip(due, outcomes_r):
                     self._after_retrieval(session, row.index, row, outcome, ended)
-        return [self._answer(rows[k]) for k, _ in items]
+        return [self._answer(rows[k]) for k, _, _ in items]
 
     # -- executing actions ------------------------------------------------------------------------
     def _on_sentence(self, row: _Row, sentence: Sentence) -> SentenceVerdict:
@@ -510,7 +555,7 @@ class GatedRAG:
                 row.emit(Degraded, what="restart", error=str(err))
                 return False
         if row.passages and passages is not None and len(passages) < len(row.passages):
-            last = next(e for e in reversed(row.events) if isinstance(e, Retrieved))
+            last = next(e for e in reversed(row.events) if isinstance(e, Retrieved | PassagesGiven))
             row.emit(
                 PassagesTrimmed,
                 retrieval=last.seq,
@@ -546,6 +591,17 @@ class GatedRAG:
     def _context(self, row: _Row) -> SentenceContext:
         return SentenceContext(
             question=row.question, answer_ids=tuple(row.accepted_ids), segment_start=row.segment_start, model=self.lm
+        )
+
+    def _give(self, row: _Row, passages: list[Passage]) -> None:
+        """Put the caller's passages in the row's prompt (deduplicated by id, in the order given)."""
+        unique = list({p.id: p for p in reversed(passages)}.values())[::-1]
+        row.passages = [Hit(passage=p, score=1.0, rank=i + 1) for i, p in enumerate(unique)]
+        row.emit(
+            PassagesGiven,
+            passages=[
+                StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in row.passages
+            ],
         )
 
     def _retrieve(self, requests: Sequence[tuple[_Row, list[str], str]]) -> list[RetrievalOutcome]:

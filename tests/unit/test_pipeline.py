@@ -239,3 +239,29 @@ def test_the_deep_search_rung_has_its_slot(tiny_lm):
     first = answer.steps[0]
     assert first.decision.action == "deep_search" and answer.steps[1].query == "alpha word1"
     assert answer.counts.retrievals == 1 and answer.steps[2].trigger == "regenerated after retrieval"
+
+
+def test_given_passages_are_in_the_prompt_from_the_start_and_traced(tiny_lm):
+    given = [Passage(id="g1", title="Gold", text="alpha beta"), {"id": "g2", "title": "Two", "text": "gamma"}]
+    rag = GatedRAG(tiny_lm, None, config(max_retrievals=0))
+    events = []
+    answer = rag.ask("alpha?", passages=given, on_event=lambda i, e: events.append(e))
+    assert events[0].type == "passages_given" and [p.id for p in events[0].passages] == ["g1", "g2"]
+    first = answer.steps[0]
+    assert first.kind == "retrieval" and first.trigger == "given with the question" and first.query is None
+    assert answer.counts.retrievals == 0  # nothing was looked up
+    closed = rag.ask("alpha?")
+    assert answer.counts.prompt_tokens > closed.counts.prompt_tokens  # the passages are in the prompt
+    batch = rag.batch(["alpha?", "beta?"], passages=[given, None])
+    assert batch[0].steps[0].trigger == "given with the question"
+    assert all(s.trigger != "given with the question" for s in batch[1].steps)
+
+
+def test_given_passages_are_validated(tiny_lm):
+    rag = GatedRAG(tiny_lm, None, config())
+    with pytest.raises(InputError, match="list of passages"):
+        rag.ask("q?", passages="not a list")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"passages\[1\]"):
+        rag.ask("q?", passages=[Passage(id="1", text="x"), {"title": "no id"}])  # type: ignore[list-item]
+    with pytest.raises(InputError, match="2 passage lists for 1 questions"):
+        rag.batch(["q?"], passages=[[], []])

@@ -18,7 +18,7 @@ class SlowFake:
         self.config = PipelineConfig.model_validate({"decoding": {"batch_size": 3}})
         self.delay = delay
 
-    def batch(self, questions):
+    def batch(self, questions, passages=None):
         time.sleep(self.delay)
         return [Answer(question=q, text=f"So the answer is {q[-1]}.", answer=q[-1], confidence=0.5) for q in questions]
 

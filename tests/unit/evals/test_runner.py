@@ -109,3 +109,23 @@ def test_a_setting_added_later_at_its_default_does_not_break_resume(tmp_path):
     run.write_text(json.dumps(current))
     with pytest.raises(ConfigError, match="max_retrievals"):
         check_fingerprint(run, removed)
+
+
+def test_run_method_gives_each_question_its_passages(tmp_path):
+    from gatedrag.config import PipelineConfig
+    from gatedrag.evals.datasets import Example
+    from gatedrag.evals.runner import run_method
+    from gatedrag.types import Answer, Passage
+
+    seen = []
+
+    class Recording:
+        config = PipelineConfig.model_validate({"decoding": {"batch_size": 2}})
+
+        def batch(self, questions, passages=None):
+            seen.append(passages)
+            return [Answer(question=q, text="So the answer is x.", answer="x", confidence=0.5) for q in questions]
+
+    examples = [Example(id=f"q{i}", dataset="fake", question=f"question {i}", answers=["x"]) for i in range(3)]
+    run_method(Recording(), examples, tmp_path / "m.jsonl", method="m", given=lambda e: [Passage(id=e.id, text="t")])
+    assert [[[p.id for p in ps] for ps in batch] for batch in seen] == [[["q0"], ["q1"]], [["q2"]]]
