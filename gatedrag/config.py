@@ -406,6 +406,41 @@ class PaperSwitches(_Config):
     style) or the question every time (what DRAGIN's released code does)."""
 
 
+SearchQuery = Literal["question", "previous", "unmasked"]
+"""How a deep-search round queries (each truncated to ``retrieval.max_query_tokens`` words):
+``question``: the question, then the doubtful sentence with its unsure tokens masked;
+``previous``: the question, the answer's last accepted sentence (which usually names the bridge
+entity of a multi-hop question), then the masked sentence; ``unmasked``: the question, then the
+sentence as written (after a retrieval it often names the right entity and only its claim is unsure)."""
+
+
+class DeepSearchConfig(_Config):
+    """The rung after a retrieval that did not settle a sentence: when the sentence written again
+    with the passages is still doubtful, search again with a reformulated query, add the new
+    passages to the ones already in the prompt (deduplicated, re-ranked, at most ``max_passages``)
+    and write the sentence again; stop as soon as the sentence's signals fall below their
+    thresholds, or when ``rounds`` are spent (then the last version is kept), or the answer's
+    retrieval budget (``policy.max_retrievals``: every round is a retrieval).
+
+    Example:
+        >>> from gatedrag.config import PipelineConfig
+        >>> cfg = PipelineConfig.model_validate({"policy": {"deep_search": {"rounds": 1}}})
+        >>> cfg.policy.deep_search.queries, cfg.policy.deep_search.max_passages
+        (['question', 'previous'], 6)
+    """
+
+    rounds: int = Field(default=2, ge=1, le=10)
+    """Search rounds a doubtful sentence may get after its first retrieval."""
+    queries: list[SearchQuery] = Field(default_factory=lambda: ["question", "previous"], min_length=1)
+    """The query of round ``i`` is ``queries[i - 1]`` (the last one repeats)."""
+    max_passages: int = Field(default=6, ge=1, le=100)
+    """Passages the prompt holds during a search (a prompt too long for the model keeps fewer)."""
+    rerank: Literal["retriever", "dense"] = "retriever"
+    """Order of the accumulated passages: ``retriever``, the newest round's first (each round's in
+    its retriever's order); ``dense``, by cosine similarity of each passage to the question and the
+    sentence (MiniLM, needs ``gatedrag[dense]``)."""
+
+
 class PolicyConfig(_Config):
     """What the controller may do and when: retrieval before writing, budgets, schedules, vetoes
     (:class:`gatedrag.gate.Policy`)."""
@@ -425,6 +460,9 @@ class PolicyConfig(_Config):
     """``gate``: logit control only through the "adjust" rung (a ``confidence_gain`` rule);
     ``always``: every sentence written with retrieved passages is decoded under control (CK-PLUG's
     own RAG setting)."""
+    deep_search: DeepSearchConfig | None = None
+    """Search deeper when a retrieval did not settle a sentence (:class:`DeepSearchConfig`);
+    ``None``: a sentence written again with passages is accepted as it is (one retrieval each)."""
     paper: PaperSwitches = Field(default_factory=PaperSwitches)
 
 
@@ -621,6 +659,7 @@ __all__ = [
     "CooccurrenceRule",
     "CorpusStatsConfig",
     "DecodingConfig",
+    "DeepSearchConfig",
     "DenseConfig",
     "DraftConfig",
     "EntityFrequencyRule",

@@ -28,6 +28,7 @@ from gatedrag.gate import Gate
 from gatedrag.lm.base import LanguageModel, ModelCapabilities
 from gatedrag.pipeline import GatedRAG, build_draft_gate
 from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.rerank import Reranker
 
 Progress = Callable[[str], None] | None
 
@@ -40,6 +41,13 @@ class Components:
     retriever: Retriever | None
     corpus: Any = None
     extractor: Any = None
+    reranker: Reranker | None = None
+    """Only when a config re-ranks deep-search passages by embedding (``deep_search.rerank: dense``)."""
+
+
+def _reranks_by_embedding(config: PipelineConfig) -> bool:
+    deep = config.policy.deep_search
+    return deep is not None and deep.rerank == "dense"
 
 
 def reads_corpus(configs: Sequence[PipelineConfig]) -> bool:
@@ -190,7 +198,12 @@ def build_components(
         if progress and config.model.backend == "auto":
             progress(f"backend {choice.backend}: {choice.reason}")
         config = with_backend(config, choice)
-    retriever = build_retriever(config.retrieval, progress=progress)
+    embedder = None
+    if any(_reranks_by_embedding(c) for c in [config, *also]):
+        from gatedrag.retrieval.factory import build_embedder
+
+        embedder = build_embedder(config.retrieval)  # shared with a dense retriever
+    retriever = build_retriever(config.retrieval, progress=progress, embedder=embedder)
     corpus = None
     if reads_corpus([config, *also]):
         from gatedrag.corpus.factory import build_corpus_stats
@@ -205,7 +218,12 @@ def build_components(
         from gatedrag.corpus.extract import load_extractor
 
         extractor = load_extractor(config.corpus_stats.extractor, lm=lm)
-    return Components(lm=lm, retriever=retriever, corpus=corpus, extractor=extractor)
+    reranker = None
+    if embedder is not None:
+        from gatedrag.retrieval.rerank import EmbeddingReranker
+
+        reranker = EmbeddingReranker(embedder)
+    return Components(lm=lm, retriever=retriever, corpus=corpus, extractor=extractor, reranker=reranker)
 
 
 def build_rag(config: PipelineConfig, parts: Components) -> GatedRAG:
@@ -216,6 +234,7 @@ def build_rag(config: PipelineConfig, parts: Components) -> GatedRAG:
         config,
         gate=Gate(config.gate, corpus=parts.corpus, extractor=parts.extractor),
         draft_gate=build_draft_gate(config, corpus=parts.corpus, extractor=parts.extractor),
+        reranker=parts.reranker if _reranks_by_embedding(config) else None,
     )
 
 

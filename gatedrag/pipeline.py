@@ -57,6 +57,7 @@ from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
+from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
 from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
 
@@ -110,6 +111,7 @@ class _Row:
     segment_start: int = 0  # len(accepted_ids) when the row was last (re)started
     pending: _Pending | None = None
     finish: AnswerFinish = "answer"
+    search_rounds: int = 0  # deep-search rounds spent on the sentence being written
 
     @property
     def accepted_ids(self) -> list[int]:
@@ -129,6 +131,7 @@ class _Row:
 
     def keep(self, sentence: Sentence, number: int, note: str | None = None) -> None:
         self.accepted.append(sentence)
+        self.search_rounds = 0
         self.emit(SentenceAccepted, sentence=number, text=sentence.text, note=note)
 
 
@@ -192,6 +195,7 @@ class GatedRAG:
         gate: Gate | None = None,
         prompt: PromptTemplate | None = None,
         draft_gate: Gate | None = None,
+        reranker: Reranker | None = None,
     ):
         self.lm = lm
         self.retriever = retriever
@@ -201,6 +205,11 @@ class GatedRAG:
         self.draft_gate = draft_gate or build_draft_gate(self.config)
         """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
         self.policy = Policy(self.config, has_retriever=retriever is not None)
+        self.reranker = reranker
+        """Orders a deep search's accumulated passages (``policy.deep_search.rerank: dense``)."""
+        deep = self.config.policy.deep_search
+        if deep is not None and deep.rerank == "dense" and reranker is None:
+            raise ConfigError("policy.deep_search.rerank: dense needs a reranker (GatedRAG(..., reranker=...))")
         self._check_model()
 
     def _check_model(self) -> None:
@@ -388,6 +397,7 @@ class GatedRAG:
             control_on=row.control_on,
             final=self._is_final(sentence),
             accepted=len(row.accepted),
+            search_rounds=row.search_rounds,
         )
         context = self._context(row)
         if drafting:
@@ -415,9 +425,10 @@ class GatedRAG:
             row.draft.append(number)
         if action.kind in ("retrieve", "deep_search"):
             trigger = f"{'doubtful draft sentence' if drafting else 'sentence'} {len(row.accepted) + 1}"
+            if action.kind == "deep_search":
+                row.search_rounds += 1
+                trigger = f"deep search round {row.search_rounds}, {trigger}"
             row.pending = _Pending(sentence, number, action.queries, trigger, origin=row.phase)
-            # deep search has its phase; until its strategy (several rounds, reformulated queries)
-            # arrives, it runs the one retrieval of its queries
             row.move(Phase.SEARCHING if action.kind == "deep_search" else Phase.RETRIEVING)
             return "act"
         if action.kind == "adjust":
@@ -455,6 +466,8 @@ class GatedRAG:
         cfg = self.config.retrieval
         if action.query_source == "question":
             return [truncate_words(row.question, cfg.max_query_tokens)]
+        if action.query_source == "search":
+            return [self._search_query(row, sentence, action, bundle, context)]
         previous = " ".join(s.text.strip() for s in row.accepted[-cfg.query_with_previous :])
         return self.gate.queries(
             sentence.tokens,
@@ -465,6 +478,28 @@ class GatedRAG:
             include_question=cfg.query_with_question,
             previous=previous if cfg.query_with_previous else "",
         )
+
+    def _search_query(
+        self, row: _Row, sentence: Sentence, action: Action, bundle: SignalBundle, context: SentenceContext
+    ) -> str:
+        """The query of the deep-search round about to run (``policy.deep_search.queries``)."""
+        deep = self.config.policy.deep_search
+        assert deep is not None
+        kind = deep.queries[min(row.search_rounds, len(deep.queries) - 1)]
+        max_words = self.config.retrieval.max_query_tokens
+        if kind == "unmasked":
+            return truncate_words(f"{row.question} {sentence.text.strip()}", max_words)
+        previous = row.accepted[-1].text.strip() if kind == "previous" and row.accepted else ""
+        masked = self.gate.queries(
+            sentence.tokens,
+            action.reasons,
+            bundle,
+            context,
+            max_words=max_words,
+            include_question=True,
+            previous=previous,
+        )
+        return masked[0]
 
     def _after_retrieval(
         self,
@@ -658,10 +693,17 @@ class GatedRAG:
             fields["note"] = "every passage is already in the prompt"
             return "same", fields
         carry = self.config.retrieval.carry_passages
+        deep = self.config.policy.deep_search
+        if row.phase is Phase.SEARCHING and deep is not None:  # a search accumulates its passages
+            carry = max(0, deep.max_passages - len(hits))
         new = {h.passage.id for h in hits}
         kept = [h for h in row.passages or [] if h.passage.id not in new][:carry] if carry else []
         fields["carried"] = [h.passage.id for h in kept]
         row.passages = hits + kept
+        if row.phase is Phase.SEARCHING and self.reranker is not None and row.pending is not None:
+            query = f"{row.question} {row.pending.sentence.text if row.pending.sentence else ''}".strip()
+            row.passages = self.reranker.rerank(query, row.passages)
+            fields["note"] = f"passages re-ranked by {self.reranker.name}"
         row.control_on = False  # new passages: measure again before controlling
         return "new", fields
 

@@ -34,6 +34,7 @@ VetoRule = Literal[
     "rest_ungated",
     "retrieval_budget",
     "already_controlled",
+    "search_budget",
 ]
 """Why a rung the signals asked for was refused:
 
@@ -43,11 +44,13 @@ VetoRule = Literal[
   (hysteresis: one rewrite per retrieval);
 * ``rest_ungated``: after a retrieval the rest of the answer is accepted (``accept_after_retrieval=rest``);
 * ``retrieval_budget``: ``policy.max_retrievals`` are spent;
-* ``already_controlled``: knowledge control is on already (it stays on until the next retrieval).
+* ``already_controlled``: knowledge control is on already (it stays on until the next retrieval);
+* ``search_budget``: the sentence has had its ``policy.deep_search.rounds``.
 """
-QuerySource = Literal["signals", "question", "sentence"]
+QuerySource = Literal["signals", "question", "sentence", "search"]
 """Where a retrieval's queries come from: the doubtful sentence as the fired signals formulate it
-(masked tokens, QFS, claims), the question, or the sentence just written (scheduled retrieval)."""
+(masked tokens, QFS, claims), the question, the sentence just written (scheduled retrieval), or a
+deep-search round's reformulation (``policy.deep_search.queries``)."""
 
 
 class _Frozen(BaseModel):

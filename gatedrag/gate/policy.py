@@ -5,6 +5,9 @@ Every rule that turns signals into an action lives here, in the order it is appl
 1. **Rungs.** A fired acting signal asks for its rung (``retrieve``, ``deep_search`` or ``adjust``);
    retrieval rungs combine their signals by ``gate.combine`` (``any`` / ``all``), the adjust rung
    by any. Rungs are tried in :data:`LADDER` order: retrieval beats knowledge control.
+   With ``policy.deep_search``, a sentence still doubtful after it was written again with
+   retrieved passages escalates: its ``retrieve`` becomes ``deep_search`` (a reformulated query,
+   passages accumulated), for ``deep_search.rounds`` rounds.
 2. **Vetoes.** A rung asked for may be refused (:data:`~gatedrag.gate.actions.VetoRule`): no
    retriever, the final-answer sentence unchecked, just regenerated (hysteresis), the rest of the
    answer accepted after a retrieval, the retrieval budget spent, control already on. A refused
@@ -71,6 +74,7 @@ class Policy:
         self.segment = "chunk" if config.decoding.segment_tokens else "sentence"
         self.control = config.control
         self.control_always = policy.control_mode == "always"
+        self.deep = policy.deep_search
 
     # -- the three decisions --------------------------------------------------------------------
     def on_question(self, bundle: SignalBundle) -> Action:
@@ -99,18 +103,26 @@ class Policy:
         """A sentence of the answer: the first rung asked for and not vetoed, else accept."""
         vetoes: list[Veto] = []
         last: tuple[Reason, ...] = ()
-        for rung in LADDER:
-            reasons = bundle.asking(rung, self.combine)
+        for asked in LADDER:
+            reasons = bundle.asking(asked, self.combine)
             if not reasons:
                 continue
+            rung = self._escalated(asked, state)
             veto = self._veto(rung, state)
             if veto is None:
-                return self._take(rung, reasons, vetoes)
+                return self._take(rung, reasons, vetoes, state)
             vetoes.append(veto)
             last = reasons
         return self._accept(last, vetoes, state)
 
     # -- rules --------------------------------------------------------------------------------
+    def _escalated(self, rung: Rung, state: AnswerState) -> Rung:
+        """With deep search on, a sentence still doubtful after it was written again with retrieved
+        passages asks for the next rung up: ``retrieve`` becomes ``deep_search``."""
+        if rung == "retrieve" and self.deep is not None and state.phase is Phase.REGENERATING and not self.rest_ungated:
+            return "deep_search"
+        return rung
+
     def _veto(self, rung: Rung, state: AnswerState) -> Veto | None:
         """The first rule that refuses ``rung`` for this sentence, or ``None``."""
         if rung == "adjust":
@@ -123,6 +135,11 @@ class Policy:
             return Veto(rule="no_retriever", rung=rung, text="no retriever configured")
         if state.final and not self.check_final_sentence:
             return Veto(rule="final_unchecked", rung=rung, text="final-answer sentence is not checked")
+        if rung == "deep_search" and self.deep is not None:
+            if state.search_rounds >= self.deep.rounds:
+                return Veto(rule="search_budget", rung=rung, text=f"deep search: {self.deep.rounds} round(s) spent")
+            if state.phase is Phase.REGENERATING:
+                return self._retrieval_budget(state, rung)
         if state.phase in (Phase.REGENERATING, Phase.CONTROLLED):
             return Veto(rule="just_regenerated", rung=rung, text="already regenerated with retrieved passages")
         if state.phase is Phase.UNGATED:
@@ -139,12 +156,17 @@ class Policy:
             return Veto(rule="retrieval_budget", rung=rung, text=f"retrieval budget of {self.max_retrievals} spent")
         return None
 
-    def _take(self, rung: Rung, reasons: tuple[Reason, ...], vetoes: Sequence[Veto]) -> Action:
+    def _take(self, rung: Rung, reasons: tuple[Reason, ...], vetoes: Sequence[Veto], state: AnswerState) -> Action:
         if rung == "adjust":
             c = self.control
             how = "adaptive" if c.adaptive else f"alpha={c.alpha:g}"
             note = f"knowledge control on: {how}, epsilon={c.epsilon:g}"
             return Action(kind="adjust", reasons=reasons, vetoes=tuple(vetoes), control=c, note=note)
+        if rung == "deep_search" and self.deep is not None:
+            n = state.search_rounds + 1
+            note = f"deep search round {n} of {self.deep.rounds}"
+            source = "search" if state.phase is Phase.REGENERATING else "signals"
+            return Action(kind=rung, reasons=reasons, vetoes=tuple(vetoes), query_source=source, note=note)
         return Action(kind=rung, reasons=reasons, vetoes=tuple(vetoes), query_source="signals")
 
     def _accept(self, reasons: tuple[Reason, ...], vetoes: Sequence[Veto], state: AnswerState) -> Action:

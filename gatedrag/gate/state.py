@@ -53,7 +53,15 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.DRAFTING: frozenset({Phase.DRAFTING, Phase.RETRIEVING, Phase.FINISHED}),
     Phase.ANSWERING: frozenset({Phase.ANSWERING, Phase.RETRIEVING, Phase.SEARCHING, Phase.ADJUSTING, Phase.FINISHED}),
     Phase.REGENERATING: frozenset(
-        {Phase.ANSWERING, Phase.UNGATED, Phase.RETRIEVING, Phase.ADJUSTING, Phase.RESTARTING, Phase.FINISHED}
+        {
+            Phase.ANSWERING,
+            Phase.UNGATED,
+            Phase.RETRIEVING,
+            Phase.SEARCHING,  # still doubtful after its retrieval: search deeper (policy.deep_search)
+            Phase.ADJUSTING,
+            Phase.RESTARTING,
+            Phase.FINISHED,
+        }
     ),
     Phase.CONTROLLED: frozenset({Phase.ANSWERING, Phase.RETRIEVING, Phase.FINISHED}),
     Phase.UNGATED: frozenset({Phase.UNGATED, Phase.RETRIEVING, Phase.FINISHED}),
@@ -96,6 +104,8 @@ class AnswerState(BaseModel):
     """The sentence holds the final answer ("the answer is ...")."""
     accepted: int = Field(default=0, ge=0)
     """Sentences accepted into the answer before this one."""
+    search_rounds: int = Field(default=0, ge=0)
+    """Deep-search rounds already spent on this sentence."""
 
 
 __all__ = ["TRANSITIONS", "WRITING", "AnswerState", "Phase", "can_finish"]
