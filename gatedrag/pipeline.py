@@ -482,24 +482,36 @@ class GatedRAG:
     def _search_query(
         self, row: _Row, sentence: Sentence, action: Action, bundle: SignalBundle, context: SentenceContext
     ) -> str:
-        """The query of the deep-search round about to run (``policy.deep_search.queries``)."""
+        """The query of the deep-search round about to run: ``policy.deep_search.queries`` from this
+        round's on, the first that this sentence has not already been retrieved with (the sentence
+        as written, when every formulation has been sent)."""
         deep = self.config.policy.deep_search
         assert deep is not None
-        kind = deep.queries[min(row.search_rounds, len(deep.queries) - 1)]
         max_words = self.config.retrieval.max_query_tokens
-        if kind == "unmasked":
-            return truncate_words(f"{row.question} {sentence.text.strip()}", max_words)
-        previous = row.accepted[-1].text.strip() if kind == "previous" and row.accepted else ""
-        masked = self.gate.queries(
-            sentence.tokens,
-            action.reasons,
-            bundle,
-            context,
-            max_words=max_words,
-            include_question=True,
-            previous=previous,
-        )
-        return masked[0]
+        sent: set[str] = set()
+        for e in reversed(row.events):  # the retrievals since the last accepted sentence
+            if isinstance(e, SentenceAccepted):
+                break
+            if isinstance(e, Retrieved):
+                sent.update(e.query.split(" | "))
+        query = ""
+        for kind in [*deep.queries[min(row.search_rounds, len(deep.queries) - 1) :], "unmasked"]:
+            if kind == "unmasked":
+                query = truncate_words(f"{row.question} {sentence.text.strip()}", max_words)
+            else:
+                previous = row.accepted[-1].text.strip() if kind == "previous" and row.accepted else ""
+                query = self.gate.queries(
+                    sentence.tokens,
+                    action.reasons,
+                    bundle,
+                    context,
+                    max_words=max_words,
+                    include_question=True,
+                    previous=previous,
+                )[0]
+            if query not in sent:
+                break
+        return query
 
     def _after_retrieval(
         self,

@@ -74,3 +74,35 @@ def test_draft_first_keeps_a_confident_answer_and_retrieves_for_a_doubtful_one(d
     first_retrieval = unknown.steps[abandoned.index + 1]
     assert first_retrieval.query == QUESTION and first_retrieval.trigger.startswith("doubtful draft sentence")
     assert unknown.text == " ".join(s.text for s in unknown.steps if s.kind == "sentence" and s.accepted)
+
+
+def test_a_sentence_the_first_retrieval_does_not_settle_escalates_to_deep_search(default_rag):
+    from gatedrag.config import PipelineConfig
+    from gatedrag.events import Retrieved, SentenceDiscarded, SentenceProposed
+
+    # a strict gate (TokenRAG above 0.02) keeps the sentence written with passages doubtful
+    config = PipelineConfig.model_validate(
+        {
+            "gate": {"rules": [{"signal": "token_rag", "threshold": 0.02}]},
+            "policy": {"deep_search": {"rounds": 2}, "max_retrievals": 3},
+            "decoding": {"max_answer_tokens": 48},
+        }
+    )
+    rag = GatedRAG(default_rag.lm, default_rag.retriever, config)
+    answer = rag.ask("Who directed the 1994 film about Ed Wood?")
+    kinds = [(type(e).__name__, getattr(e, "trigger", None)) for e in answer.events]
+    proposed = [e for e in answer.events if isinstance(e, SentenceProposed)]
+    searches = [e for e in answer.events if isinstance(e, Retrieved) and e.trigger.startswith("deep search")]
+    assert proposed[0].decision.action == "retrieve" and proposed[1].decision.action == "deep_search", kinds
+    assert proposed[1].role == "regenerated" and searches, kinds
+    for event in proposed[:2]:  # each rung names the signal over its threshold
+        (reason,) = event.decision.reasons
+        assert reason.signal == "token_rag" and reason.value > reason.threshold == 0.02
+    assert searches[0].trigger == "deep search round 1, sentence 1"
+    assert searches[0].query.startswith("Who directed the 1994 film about Ed Wood?")
+    first = next(e for e in answer.events if isinstance(e, Retrieved))
+    assert searches[0].query != first.query and searches[0].passages
+    order = [e.seq for e in (proposed[0], first, proposed[1], searches[0])]
+    assert order == sorted(order)
+    assert any(isinstance(e, SentenceDiscarded) and e.sentence == proposed[1].sentence for e in answer.events)
+    assert answer.counts.retrievals <= 3 and "burton" in answer.answer.lower(), answer.text

@@ -51,6 +51,16 @@ class FiresTimes(SignalBase):
         return SignalValue(name=self.name, value=1.0 if fired else 0.0, threshold=0.5, fired=fired)
 
 
+class MasksFirstTokens(FiresTimes):
+    """Always fires; its queries leave out the sentence's first two tokens."""
+
+    def __init__(self):
+        super().__init__(times=1000)
+
+    def query_mask(self, tokens):
+        return {0, 1}
+
+
 def config(**policy) -> PipelineConfig:
     return PipelineConfig(
         gate=GateConfig(rules=[TokenRAGRule(threshold=0.0)]),  # a random model is always unsure
@@ -81,7 +91,8 @@ def test_policy_escalates_a_sentence_still_doubtful_after_its_retrieval():
 
 def test_search_runs_its_rounds_then_keeps_the_last_version(tiny_lm):
     retriever = Rounds()
-    rag = GatedRAG(tiny_lm, retriever, config(deep_search={"rounds": 2, "max_passages": 3}, max_retrievals=10))
+    cfg = config(deep_search={"rounds": 2, "max_passages": 3}, max_retrievals=10)
+    rag = GatedRAG(tiny_lm, retriever, cfg, gate=Gate(signals=[MasksFirstTokens()]))
     answer = rag.ask("alpha?")
     first = retrievals(answer)[:3]
     assert [s.trigger for s in first] == [
@@ -91,6 +102,8 @@ def test_search_runs_its_rounds_then_keeps_the_last_version(tiny_lm):
     ]
     assert first[1].carried == ["p0"] and first[2].carried == ["p2"]  # 2 new + 1 kept = max_passages
     assert retriever.queries[1].startswith("alpha?")  # round 1 queries with the question first
+    # nothing accepted yet: round 2's "previous" query would repeat round 1's, so the sentence as written is sent
+    assert retriever.queries[2] != retriever.queries[1] and retriever.queries[2].startswith("alpha?")
     sentences = [s for s in answer.steps if s.kind == "sentence"]
     assert [s.decision.action for s in sentences[:4]] == ["retrieve", "deep_search", "deep_search", "accept"]
     assert sentences[3].accepted and sentences[3].decision.note == "deep search: 2 round(s) spent"
