@@ -13,19 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
+from gatedrag.signals.consistency import normalize_answer
 
-
-def normalize(text: str) -> str:
-    """Lower-case, drop punctuation and articles, collapse whitespace (SQuAD)."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+normalize = normalize_answer
+"""Lower-case, drop punctuation and articles, collapse whitespace (SQuAD)."""
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:

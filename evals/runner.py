@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
+from gatedrag.gate.select import ScoredCandidate
 from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Passage, Step
 
@@ -70,6 +71,9 @@ class QuestionRecord(BaseModel):
     signals: dict[str, list[float]] = Field(default_factory=dict)
     """Every signal's value on every sentence the model wrote (rejected ones included), in order."""
     steps: list[Step] = Field(default_factory=list)
+    candidates: list[ScoredCandidate] = Field(default_factory=list)
+    """With answer selection (``policy.select``): every candidate answer with its features and score."""
+    scorer: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -101,6 +105,8 @@ def record_from_answer(example: Example, method: str, answer: Answer) -> Questio
         degraded=answer.degraded,
         signals=signals,
         steps=answer.steps,
+        candidates=answer.selection.candidates if answer.selection else [],
+        scorer=answer.selection.scorer if answer.selection else None,
     )
 
 

@@ -441,6 +441,25 @@ class DeepSearchConfig(_Config):
     sentence (MiniLM, needs ``gatedrag[dense]``)."""
 
 
+class SelectConfig(_Config):
+    """Answer selection: keep the candidate answers the rungs produced (every proposed sentence
+    stating the final answer, kept or discarded) and return the one with the best score
+    (:mod:`gatedrag.gate.select`)."""
+
+    verify: bool = True
+    """Score each candidate's P(True): the model asked whether the answer is right given its
+    passages (one forward pass a candidate, nothing generated)."""
+    combiner: Path | None = None
+    """A combiner fitted by ``gatedrag tune --combiner`` (JSON); its calibrated probability is the
+    score and the confidence shown. ``None``: the score is P(True)."""
+
+    @model_validator(mode="after")
+    def _scored(self) -> SelectConfig:
+        if not self.verify and self.combiner is None:
+            raise ValueError("policy.select needs verify: true or a combiner to score candidates with")
+        return self
+
+
 class PolicyConfig(_Config):
     """What the controller may do and when: retrieval before writing, budgets, schedules, vetoes
     (:class:`gatedrag.gate.Policy`)."""
@@ -463,6 +482,9 @@ class PolicyConfig(_Config):
     deep_search: DeepSearchConfig | None = None
     """Search deeper when a retrieval did not settle a sentence (:class:`DeepSearchConfig`);
     ``None``: a sentence written again with passages is accepted as it is (one retrieval each)."""
+    select: SelectConfig | None = None
+    """Choose the answer among the rungs' candidates (:class:`SelectConfig`); ``None``: the answer
+    is the last accepted sentence's."""
     paper: PaperSwitches = Field(default_factory=PaperSwitches)
 
 
@@ -676,6 +698,7 @@ __all__ = [
     "RINDRule",
     "RetrievalConfig",
     "RuleBase",
+    "SelectConfig",
     "SignalRule",
     "TokenRAGRule",
     "load_config",

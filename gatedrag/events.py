@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gatedrag.gate.select import ScoredCandidate
 from gatedrag.types import AnswerFinish, Counts, Decision, SignalValue, Step, StepPassage
 
 SentenceRole = Literal["draft", "regenerated", "controlled"]
@@ -136,6 +137,16 @@ class PassagesTrimmed(_Event):
     error: str
 
 
+class CandidatesScored(_Event):
+    """Answer selection (``policy.select``): every candidate answer with its score, and the index
+    of the one returned; ``scorer`` names what scored them (P(True) or a combiner file)."""
+
+    type: Literal["candidates_scored"] = "candidates_scored"
+    candidates: list[ScoredCandidate]
+    chosen: int = Field(ge=0)
+    scorer: str
+
+
 class Degraded(_Event):
     """A backend failed and the answer went on without it (e.g. a restart that could not fit)."""
 
@@ -165,6 +176,7 @@ Event = Annotated[
     | Retrieved
     | PassagesGiven
     | PassagesTrimmed
+    | CandidatesScored
     | Degraded
     | Finished,
     Field(discriminator="type"),
@@ -277,6 +289,11 @@ class Answer(BaseModel):
         return steps_from_events(self.events)
 
     @property
+    def selection(self) -> CandidatesScored | None:
+        """The answer-selection event (``policy.select``): every candidate with its score."""
+        return next((e for e in reversed(self.events) if isinstance(e, CandidatesScored)), None)
+
+    @property
     def degraded(self) -> bool:
         """True when any backend failed while answering (see the steps' ``error``)."""
         return any(s.degraded for s in self.steps)
@@ -292,6 +309,7 @@ __all__ = [
     "GIVEN_TRIGGER",
     "ROLE_TRIGGER",
     "Answer",
+    "CandidatesScored",
     "Degraded",
     "DraftDiscarded",
     "Event",

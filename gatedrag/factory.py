@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from gatedrag.config import ModelConfig, PipelineConfig
 from gatedrag.errors import ConfigError
 from gatedrag.gate import Gate
+from gatedrag.gate.combiner import Combiner
+from gatedrag.gate.select import expected_features
 from gatedrag.lm.base import LanguageModel, ModelCapabilities
 from gatedrag.pipeline import GatedRAG, build_draft_gate
 from gatedrag.retrieval.base import Retriever
@@ -235,7 +237,16 @@ def build_rag(config: PipelineConfig, parts: Components) -> GatedRAG:
         gate=Gate(config.gate, corpus=parts.corpus, extractor=parts.extractor),
         draft_gate=build_draft_gate(config, corpus=parts.corpus, extractor=parts.extractor),
         reranker=parts.reranker if _reranks_by_embedding(config) else None,
+        combiner=load_combiner(config),
     )
+
+
+def load_combiner(config: PipelineConfig) -> Combiner | None:
+    """The combiner file of ``policy.select`` (refused if fitted on features this config lacks)."""
+    select = config.policy.select
+    if select is None or select.combiner is None:
+        return None
+    return Combiner.load(select.combiner, expect_features=expected_features(config))
 
 
 __all__ = [
@@ -245,6 +256,7 @@ __all__ = [
     "build_components",
     "build_model",
     "build_rag",
+    "load_combiner",
     "model_needs",
     "reads_corpus",
     "resolve_backend",

@@ -37,6 +37,7 @@ from gatedrag.config import GateConfig, PipelineConfig
 from gatedrag.errors import ConfigError, ContextLengthError, InputError
 from gatedrag.events import (
     Answer,
+    CandidatesScored,
     Degraded,
     DraftDiscarded,
     Event,
@@ -51,6 +52,8 @@ from gatedrag.events import (
     SentenceRole,
 )
 from gatedrag.gate import Action, AnswerState, Gate, Phase, Policy, SignalBundle
+from gatedrag.gate.combiner import Combiner
+from gatedrag.gate.select import Candidate, CandidateRung, ScoredCandidate, candidate_features, choose
 from gatedrag.gate.state import TRANSITIONS
 from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin
 from gatedrag.lm.sentences import find_sentence_end
@@ -59,6 +62,8 @@ from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
+from gatedrag.signals.consistency import agreement
+from gatedrag.signals.verify import AnswerCheck, verify_answers
 from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
 
 EventCallback = Callable[[int, Event], None]
@@ -92,6 +97,14 @@ class _Pending:
     resume: Phase = Phase.ANSWERING
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A candidate answer and the passages it was written with (what P(True) reads)."""
+
+    candidate: Candidate
+    passages: list[Passage]
+
+
 @dataclass
 class _Row:
     """One answer being written: its phase, what it has accepted, its passages and its events."""
@@ -112,6 +125,8 @@ class _Row:
     pending: _Pending | None = None
     finish: AnswerFinish = "answer"
     search_rounds: int = 0  # deep-search rounds spent on the sentence being written
+    candidates: list[_Candidate] = field(default_factory=list)  # answer selection (policy.select)
+    chosen: ScoredCandidate | None = None
 
     @property
     def accepted_ids(self) -> list[int]:
@@ -196,6 +211,7 @@ class GatedRAG:
         prompt: PromptTemplate | None = None,
         draft_gate: Gate | None = None,
         reranker: Reranker | None = None,
+        combiner: Combiner | None = None,
     ):
         self.lm = lm
         self.retriever = retriever
@@ -206,6 +222,11 @@ class GatedRAG:
         """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
         self.policy = Policy(self.config, has_retriever=retriever is not None)
         self.reranker = reranker
+        self.combiner = combiner
+        """Scores candidate answers (``policy.select.combiner``); ``None``: P(True) does."""
+        select = self.config.policy.select
+        if select is not None and select.combiner is not None and combiner is None:
+            raise ConfigError("policy.select.combiner is set: give the loaded Combiner (GatedRAG(..., combiner=...))")
         """Orders a deep search's accumulated passages (``policy.deep_search.rerank: dense``)."""
         deep = self.config.policy.deep_search
         if deep is not None and deep.rerank == "dense" and reranker is None:
@@ -385,6 +406,8 @@ class GatedRAG:
                 outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
                 for (row, ended), outcome in zip(due, outcomes_r):
                     self._after_retrieval(session, row.index, row, outcome, ended)
+        if self.config.policy.select is not None:
+            self._select([rows[k] for k, _, _ in items])
         return [self._answer(rows[k]) for k, _, _ in items]
 
     # -- executing actions ------------------------------------------------------------------------
@@ -412,6 +435,8 @@ class GatedRAG:
             action = action.model_copy(update={"queries": tuple(self._queries(row, sentence, action, bundle, context))})
         number = row.proposed
         row.proposed += 1
+        if self.config.policy.select is not None and state.final:
+            self._note_candidate(row, sentence, number, bundle)
         row.emit(
             SentenceProposed,
             sentence=number,
@@ -719,6 +744,82 @@ class GatedRAG:
         row.control_on = False  # new passages: measure again before controlling
         return "new", fields
 
+    # -- answer selection -------------------------------------------------------------------------
+    def _note_candidate(self, row: _Row, sentence: Sentence, number: int, bundle: SignalBundle) -> None:
+        """Keep a proposed final-answer sentence as a candidate, with what it was written with."""
+        marker = self.config.decoding.answer_marker
+        short = extract_answer(sentence.text, marker)
+        if not short:
+            return
+        rung = self._rung_of(row)
+        passages = [h.passage for h in row.passages or []]
+        candidate = Candidate(
+            sentence=number,
+            answer=short,
+            rung=rung,
+            retrievals=row.counts.retrievals,
+            signals=list(bundle.values),
+            passages=[p.id for p in passages],
+            confidence=self._confidence([sentence], marker),
+        )
+        row.candidates.append(_Candidate(candidate, passages))
+
+    @staticmethod
+    def _rung_of(row: _Row) -> CandidateRung:
+        """What the row's next sentence is written with."""
+        if row.passages is None:
+            return "closed_book"
+        if row.search_rounds:
+            return "deep_search"
+        if row.counts.retrievals == 0:  # passages in the prompt, none retrieved: given with the question
+            return "given"
+        return "retrieved"
+
+    def _select(self, rows: Sequence[_Row]) -> None:
+        """Score every row's candidates (their P(True) in one batched pass) and choose one a row."""
+        select = self.config.policy.select
+        assert select is not None
+        todo = [r for r in rows if r.candidates]
+        p_true: dict[tuple[int, int], float] = {}
+        if select.verify and todo:
+            checks = [
+                (r.index, i, AnswerCheck(question=r.question, answer=c.candidate.answer, passages=c.passages))
+                for r in todo
+                for i, c in enumerate(r.candidates)
+            ]
+            try:
+                verified = verify_answers(self.lm, [c for _, _, c in checks])
+                p_true = {(ri, i): v.p_true for (ri, i, _), v in zip(checks, verified)}
+            except Exception as err:  # the answer goes on, scored by its confidence
+                for r in todo:
+                    r.emit(Degraded, what="verify", error=f"P(True) unavailable: {type(err).__name__}: {err}")
+        scorer = "p_true" if p_true else "confidence"
+        if self.combiner is not None:
+            scorer = f"combiner {select.combiner.name if select.combiner else ''}".strip()
+        for r in todo:
+            answers = [c.candidate.answer for c in r.candidates]
+            exact, soft = agreement(answers), agreement(answers, soft=True)
+            scored = []
+            for i, c in enumerate(r.candidates):
+                pt = p_true.get((r.index, i))
+                features = candidate_features(c.candidate, p_true=pt, agreement=exact[i], agreement_soft=soft[i])
+                if self.combiner is not None:
+                    score = self.combiner.probability(features)
+                else:
+                    score = pt if pt is not None else c.candidate.confidence
+                scored.append(
+                    ScoredCandidate(
+                        **c.candidate.model_dump(),
+                        p_true=pt,
+                        agreement=exact[i],
+                        agreement_soft=soft[i],
+                        score=min(1.0, max(0.0, score)),
+                    )
+                )
+            best = choose([c.score for c in scored])
+            r.emit(CandidatesScored, candidates=scored, chosen=best, scorer=scorer)
+            r.chosen = scored[best]
+
     def _finish(self, session: DecodeSession, key: Hashable, row: _Row, reason: AnswerFinish) -> None:
         row.move(Phase.FINISHED)
         row.finish = "answer" if any(self._is_final(s) for s in row.accepted) else reason
@@ -728,12 +829,16 @@ class GatedRAG:
         marker = self.config.decoding.answer_marker
         text = " ".join(s.text for s in row.accepted)
         short = extract_answer(text, marker)
+        confidence = self._confidence(row.accepted, marker)
+        if row.chosen is not None:
+            short = row.chosen.answer
+            confidence = row.chosen.score if self.combiner is not None else confidence
         row.counts.wall_time_s = round(time.perf_counter() - row.t0, 3)
         row.emit(
             Finished,
             text=text,
             answer=short if short is not None else (row.accepted[-1].text if row.accepted else ""),
-            confidence=self._confidence(row.accepted, marker),
+            confidence=confidence,
             counts=row.counts.model_copy(),
             finish_reason=row.finish,
             model=self.lm.name,
