@@ -202,12 +202,14 @@ def run_report(
 
 
 def run_tune(
-    dataset: Annotated[str, typer.Option(help="Dataset whose dev questions are used.")],
-    signal: Annotated[
-        str, typer.Option(help="Signal to tune: token_rag, flare, rind, gnll, entropy, entity_freq or cooc.")
+    dataset: Annotated[
+        str, typer.Option(help="Dataset whose dev questions are used (with --combiner: comma-separated datasets).")
     ],
-    values: Annotated[str, typer.Option(help="Comma-separated thresholds to try, e.g. 0.05,0.1,0.2.")],
     out: Annotated[Path, typer.Option(help="Output directory (resumable).")],
+    signal: Annotated[
+        str | None, typer.Option(help="Signal to tune: token_rag, flare, rind, gnll, entropy, entity_freq or cooc.")
+    ] = None,
+    values: Annotated[str | None, typer.Option(help="Comma-separated thresholds to try, e.g. 0.05,0.1,0.2.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Questions per threshold.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="First question used (default: after the eval's 100).")] = 100,
     max_retrievals: Annotated[
@@ -227,17 +229,32 @@ def run_tune(
             "two runs (closed-book, and with passages from the start) replayed at every threshold.",
         ),
     ] = False,
+    combiner: Annotated[
+        bool,
+        typer.Option(
+            "--combiner",
+            help="Fit the combined score of answer selection instead: the config with policy.select on the dev "
+            "questions of every --dataset, a logistic model over the candidates' features, calibrated "
+            "(OUT/combiner.json; set policy.select.combiner to use it).",
+        ),
+    ] = False,
 ) -> None:
-    """Sweep SIGNAL's threshold on a dev split; write the chosen config (YAML) and the sweep table."""
+    """Sweep SIGNAL's threshold on a dev split; write the chosen config (YAML) and the sweep table.
+    With --combiner, fit the combined score of answer selection on the dev split instead."""
     from gatedrag.errors import ConfigError
     from gatedrag.evals.tuning import tune, tune_draft
 
     with user_errors():
+        base = _base_config(config, model, device, batch_size, backend)
+        if combiner:
+            _fit_combiner(dataset, out, limit, offset, data, base)
+            return
+        if signal is None or values is None:
+            raise ConfigError("give --signal and --values to sweep a threshold (or --combiner to fit the combiner)")
         try:
             thresholds = [float(v) for v in values.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--values must be comma-separated numbers, got {values!r}") from None
-        base = _base_config(config, model, device, batch_size, backend)
         quiet_libraries()
         bars = _Bars()
         common: dict[str, Any] = {
@@ -264,6 +281,31 @@ def run_tune(
             result = tune(dataset, signal, thresholds, **common)
     console.print(_summary_table(f"{result.dataset}: {signal} sweep", [r.summary for r in result.rows]))
     console.print(f"Chosen {signal} threshold: {result.chosen:g} → {result.config_path} (table: {result.table_path})")
+
+
+def _fit_combiner(datasets: str, out: Path, limit: int, offset: int, data: Path, base: Any) -> None:
+    from gatedrag.evals.combining import tune_combiner
+
+    quiet_libraries()
+    bars = _Bars()
+    with bars.progress:
+        fitted, path = tune_combiner(
+            [d for d in datasets.split(",") if d.strip()],
+            out=out,
+            limit=limit,
+            offset=offset,
+            data_dir=data,
+            base=base,
+            on_record=bars.on_record,
+            on_method=bars.on_method,
+            progress=bars.log,
+        )
+    f = fitted.fitted
+    console.print(
+        f"Combiner fitted on {f['candidates']} candidates of {f['questions']} questions ({f['right']} right): "
+        f"out-of-fold AUROC {f['auroc_wrong_oof']} for a wrong answer (best single feature "
+        f"{f['best_single_feature_auroc']}), ECE {f['ece_oof']} → {path}"
+    )
 
 
 def _draft_table(result: Any) -> Table:

@@ -1,0 +1,172 @@
+"""Fit the combined score of answer selection on recorded candidates (``gatedrag tune --combiner``).
+
+Each candidate of each record (runs with ``policy.select``) is one example: its features
+(:func:`gatedrag.gate.select.candidate_features`) and whether its answer is right (EM against the
+question's gold answers). A logistic regression on standardised features is fitted on all of
+them; the calibration map (isotonic by default, or Platt) is fitted on out-of-fold probabilities
+(folds grouped by question, so a question's candidates never help score each other), and the
+out-of-fold AUROC/ECE reported in ``Combiner.fitted`` are estimates on questions not used for
+fitting. Needs scikit-learn (``pip install 'gatedrag[select]'``).
+
+Example::
+
+    from gatedrag.evals.combining import fit_combiner
+    combiner = fit_combiner(records)          # records of runs with policy.select on spare questions
+    combiner.save("combiner.json")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gatedrag.config import PipelineConfig, SelectConfig
+from gatedrag.errors import ConfigError
+from gatedrag.gate.combiner import Calibration, Combiner
+from gatedrag.gate.select import candidate_features
+
+from .calibration import auroc, ece
+from .datasets import DEFAULT_DATA_DIR, dataset_spec
+from .metrics import score
+from .runner import ProgressCallback, QuestionRecord, evaluate_configs
+
+
+def candidate_table(records: Sequence[QuestionRecord]) -> tuple[list[dict[str, float]], list[bool], list[str]]:
+    """Features, correctness and question id of every recorded candidate."""
+    rows: list[dict[str, float]] = []
+    right: list[bool] = []
+    groups: list[str] = []
+    for r in records:
+        for c in r.candidates:
+            rows.append(candidate_features(c, p_true=c.p_true, agreement=c.agreement, agreement_soft=c.agreement_soft))
+            right.append(score(c.answer, r.answers, r.metric)["em"] >= 1.0)
+            groups.append(f"{r.dataset}/{r.id}")
+    return rows, right, groups
+
+
+def fit_combiner(
+    records: Sequence[QuestionRecord],
+    *,
+    features: Sequence[str] | None = None,
+    calibration: Literal["isotonic", "platt"] = "isotonic",
+    folds: int = 5,
+    c: float = 1.0,
+    seed: int = 0,
+) -> Combiner:
+    """Fit a :class:`Combiner` on the records' candidates (see the module doc)."""
+    try:
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GroupKFold
+    except ImportError:
+        raise ConfigError("fitting a combiner needs scikit-learn: pip install 'gatedrag[select]'") from None
+    rows, right, groups = candidate_table(records)
+    y = np.asarray(right, dtype=bool)
+    if len(rows) < 20 or y.all() or not y.any():
+        raise ConfigError(
+            f"{len(rows)} candidates ({int(y.sum())} right): a combiner needs at least 20, some right and some wrong"
+        )
+    names = list(features) if features is not None else sorted({k for row in rows for k in row})
+    x = np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=np.float64)
+    mean = np.nanmean(x, axis=0)
+    keep = [j for j in range(len(names)) if np.nanstd(x[:, j]) > 1e-12]  # a constant feature says nothing
+    names, x, mean = [names[j] for j in keep], x[:, keep], mean[keep]
+    scale = np.nanstd(x, axis=0)
+    z = np.where(np.isnan(x), 0.0, (x - mean) / scale)  # a missing value sits at the mean
+
+    def model() -> Any:
+        return LogisticRegression(C=c, max_iter=1000, random_state=seed)
+
+    n_groups = len(set(groups))
+    k = max(2, min(folds, n_groups))
+    oof = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=k).split(z, y, groups):
+        if y[train].all() or not y[train].any():
+            oof[test] = y[train].mean()
+            continue
+        oof[test] = model().fit(z[train], y[train]).predict_proba(z[test])[:, 1]
+    full = model().fit(z, y)
+    if calibration == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(oof, y.astype(float))
+        cal = Calibration(
+            kind="isotonic", x=[float(v) for v in iso.X_thresholds_], y=[float(v) for v in iso.y_thresholds_]
+        )
+    else:
+        logit = np.log(np.clip(oof, 1e-9, 1 - 1e-9) / np.clip(1 - oof, 1e-9, 1))
+        platt = LogisticRegression(max_iter=1000).fit(logit.reshape(-1, 1), y)
+        cal = Calibration(kind="platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]))
+    calibrated_oof = [cal(float(p)) for p in oof]
+    single = {}
+    for j, name in enumerate(names):
+        col = np.where(np.isnan(x[:, j]), mean[j], x[:, j])
+        a = auroc(list(col), list(~y))  # a feature's AUROC for predicting a wrong answer, either sign
+        if a is not None:
+            single[name] = round(max(a, 1 - a), 3)
+    wrong_auroc = auroc([1 - p for p in oof], list(~y))
+    return Combiner(
+        features=names,
+        weights=[float(w) for w in full.coef_[0]],
+        bias=float(full.intercept_[0]),
+        mean=[float(m) for m in mean],
+        scale=[float(s) for s in scale],
+        calibration=cal,
+        fitted={
+            "candidates": len(rows),
+            "questions": n_groups,
+            "right": int(y.sum()),
+            "datasets": sorted({g.split("/")[0] for g in groups}),
+            "folds": k,
+            "auroc_wrong_oof": None if wrong_auroc is None else round(wrong_auroc, 3),
+            "ece_oof": None if (e := ece(calibrated_oof, list(y))) is None else round(e, 3),
+            "best_single_feature_auroc": max(single.values(), default=None),
+            "feature_auroc": single,
+        },
+    )
+
+
+def tune_combiner(
+    datasets: Sequence[str],
+    *,
+    out: Path,
+    limit: int = 100,
+    offset: int = 100,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    base: PipelineConfig | None = None,
+    calibration: Literal["isotonic", "platt"] = "isotonic",
+    on_record: ProgressCallback | None = None,
+    on_method: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Combiner, Path]:
+    """Run ``base`` with answer selection (P(True) scoring) on questions ``offset .. offset + limit``
+    of each dataset (resumable, under ``out``), fit a combiner on all their candidates and save it
+    as ``out/combiner.json``."""
+    base = base or PipelineConfig()
+    select = (base.policy.select or SelectConfig()).model_copy(update={"combiner": None, "verify": True})
+    config = base.model_copy(update={"policy": base.policy.model_copy(update={"select": select})})
+    records: list[QuestionRecord] = []
+    for dataset in datasets:
+        spec = dataset_spec(dataset)
+        from .baselines import method_config
+
+        got: dict[str, list[QuestionRecord]] = {}
+        evaluate_configs(
+            spec.name,
+            {"combiner-fit": method_config("gated", spec.name, config)},
+            out=out,
+            limit=limit,
+            offset=offset,
+            data_dir=data_dir,
+            on_record=on_record,
+            on_method=on_method,
+            progress=progress,
+            records_out=got,
+        )
+        records += got["combiner-fit"]
+    combiner = fit_combiner(records, calibration=calibration)
+    return combiner, combiner.save(out / "combiner.json")
+
+
+__all__ = ["candidate_table", "fit_combiner", "tune_combiner"]
