@@ -222,12 +222,12 @@ class GatedRAG:
         """Judges the closed-book draft (``config.draft``); ``None``: no draft is written."""
         self.policy = Policy(self.config, has_retriever=retriever is not None)
         self.reranker = reranker
+        """Orders a deep search's accumulated passages (``policy.deep_search.rerank: dense``)."""
         self.combiner = combiner
         """Scores candidate answers (``policy.select.combiner``); ``None``: P(True) does."""
         select = self.config.policy.select
         if select is not None and select.combiner is not None and combiner is None:
             raise ConfigError("policy.select.combiner is set: give the loaded Combiner (GatedRAG(..., combiner=...))")
-        """Orders a deep search's accumulated passages (``policy.deep_search.rerank: dense``)."""
         deep = self.config.policy.deep_search
         if deep is not None and deep.rerank == "dense" and reranker is None:
             raise ConfigError("policy.deep_search.rerank: dense needs a reranker (GatedRAG(..., reranker=...))")
