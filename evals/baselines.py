@@ -37,6 +37,8 @@ class Method(BaseModel):
     acting: tuple[str, ...] = ()
     """Signals allowed to trigger retrieval; the others are traced only."""
     settings: dict[str, Any] = {}
+    gate_from_base: bool = False
+    """Run the gate of the base config (the default, or a tuned one) instead of ``acting``'s rules."""
     context: Literal["retrieved", "gold"] = "retrieved"
     """``gold``: the dataset's supporting passages are given with each question (the ceiling that
     perfect retrieval would give this model); ``retrieved``: passages come from the retriever."""
@@ -203,14 +205,38 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             name="gated",
+            gate_from_base=True,
             reproduces="gatedrag's default gate (TokenRAG rule acting, others traced), at most 3 retrievals",
             source="gatedrag defaults (PipelineConfig())",
             acting=("token_rag",),
         ),
+        Method(
+            name="gated-deep",
+            gate_from_base=True,
+            reproduces=(
+                "gatedrag's default gate with the deep-search rung: a sentence still doubtful after its retrieval "
+                "is searched again (question + masked sentence, then with the previous sentence), passages "
+                "accumulated up to 6, at most 3 retrievals"
+            ),
+            source="gatedrag (policy.deep_search)",
+            acting=("token_rag",),
+            settings={"policy": {"deep_search": {"rounds": 2}}},
+        ),
+        Method(
+            name="gated-select",
+            gate_from_base=True,
+            reproduces=(
+                "gatedrag's default gate with answer selection: every final-answer sentence it proposed is a "
+                "candidate, the one with the best P(True) is returned"
+            ),
+            source="gatedrag (policy.select)",
+            acting=("token_rag",),
+            settings={"policy": {"select": {"verify": True}}},
+        ),
     ]
 }
 
-OWN_METHODS = ("gated", "gated-corpus")
+OWN_METHODS = ("gated", "gated-corpus", "gated-deep", "gated-select")
 """gatedrag's own methods, which keep gatedrag's defaults where a baseline reproduces its paper."""
 
 PROMPTS = {"hotpotqa": "hotpotqa", "2wikimultihopqa": "2wikimultihopqa"}
@@ -231,7 +257,7 @@ def method_config(name: str, dataset: str, base: PipelineConfig | None = None) -
         raise ConfigError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     method = METHODS[name]
     data = (base or PipelineConfig()).model_dump(mode="json")
-    if name != "gated":  # the gated method runs the gate of ``base`` (default, or a tuned config)
+    if not method.gate_from_base:
         corpus = {"quco-rag": "quco", "gated-corpus": "default"}.get(name)
         data["gate"]["rules"] = _rules(method.acting, dataset, rind=name == "dragin", corpus=corpus)
     if name not in OWN_METHODS:  # the published methods regenerate after every retrieval
