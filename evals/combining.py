@@ -41,7 +41,16 @@ def candidate_table(records: Sequence[QuestionRecord]) -> tuple[list[dict[str, f
     groups: list[str] = []
     for r in records:
         for c in r.candidates:
-            rows.append(candidate_features(c, p_true=c.p_true, agreement=c.agreement, agreement_soft=c.agreement_soft))
+            rows.append(
+                candidate_features(
+                    c,
+                    p_true=c.p_true,
+                    agreement=c.agreement,
+                    agreement_soft=c.agreement_soft,
+                    sample_agreement=c.sample_agreement,
+                    sample_agreement_soft=c.sample_agreement_soft,
+                )
+            )
             right.append(score(c.answer, r.answers, r.metric)["em"] >= 1.0)
             groups.append(f"{r.dataset}/{r.id}")
     return rows, right, groups
@@ -145,6 +154,7 @@ def tune_combiner(
     as ``out/combiner.json``."""
     base = base or PipelineConfig()
     select = (base.policy.select or SelectConfig()).model_copy(update={"combiner": None, "verify": True})
+    # the combiner learns from every feature the config computes: keep its samples setting
     config = base.model_copy(update={"policy": base.policy.model_copy(update={"select": select})})
     records: list[QuestionRecord] = []
     for dataset in datasets:

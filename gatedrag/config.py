@@ -449,14 +449,20 @@ class SelectConfig(_Config):
     verify: bool = True
     """Score each candidate's P(True): the model asked whether the answer is right given its
     passages (one forward pass a candidate, nothing generated)."""
+    samples: int = Field(default=0, ge=0, le=64)
+    """Also sample this many versions of the final-answer sentence (one batched round, after the
+    answer's reasoning and with its last passages) and score each candidate's agreement with them."""
+    temperature: float = Field(default=0.7, gt=0.0, le=10.0)
+    """Sampling temperature of those versions (top-p 0.95, seeded: repeatable)."""
     combiner: Path | None = None
     """A combiner fitted by ``gatedrag tune --combiner`` (JSON); its calibrated probability is the
-    score and the confidence shown. ``None``: the score is P(True)."""
+    score and the confidence shown. ``None``: the score is P(True), averaged with the sample
+    agreement when samples are drawn."""
 
     @model_validator(mode="after")
     def _scored(self) -> SelectConfig:
-        if not self.verify and self.combiner is None:
-            raise ValueError("policy.select needs verify: true or a combiner to score candidates with")
+        if not self.verify and not self.samples and self.combiner is None:
+            raise ValueError("policy.select needs verify: true, samples > 0 or a combiner to score candidates with")
         return self
 
 

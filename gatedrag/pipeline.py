@@ -22,6 +22,7 @@ Example (loads the default model; the first run assembles and converts it once):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import queue
 import re
@@ -56,13 +57,14 @@ from gatedrag.gate.combiner import Combiner
 from gatedrag.gate.select import Candidate, CandidateRung, ScoredCandidate, candidate_features, choose
 from gatedrag.gate.state import TRANSITIONS
 from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin
+from gatedrag.lm.sampling import Sampling
 from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
-from gatedrag.signals.consistency import agreement
+from gatedrag.signals.consistency import agreement, normalize_answer, token_f1
 from gatedrag.signals.verify import AnswerCheck, verify_answers
 from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
 
@@ -776,49 +778,113 @@ class GatedRAG:
         return "retrieved"
 
     def _select(self, rows: Sequence[_Row]) -> None:
-        """Score every row's candidates (their P(True) in one batched pass) and choose one a row."""
+        """Score every row's candidates (their P(True) in one batched pass, the sampled versions of
+        the final answer in one batched round) and choose one a row."""
         select = self.config.policy.select
         assert select is not None
         todo = [r for r in rows if r.candidates]
-        p_true: dict[tuple[int, int], float] = {}
-        if select.verify and todo:
-            checks = [
-                (r.index, i, AnswerCheck(question=r.question, answer=c.candidate.answer, passages=c.passages))
-                for r in todo
-                for i, c in enumerate(r.candidates)
-            ]
-            try:
-                verified = verify_answers(self.lm, [c for _, _, c in checks])
-                p_true = {(ri, i): v.p_true for (ri, i, _), v in zip(checks, verified)}
-            except Exception as err:  # the answer goes on, scored by its confidence
-                for r in todo:
-                    r.emit(Degraded, what="verify", error=f"P(True) unavailable: {type(err).__name__}: {err}")
-        scorer = "p_true" if p_true else "confidence"
+        p_true = self._verify(todo) if select.verify and todo else {}
+        samples = self._sample_answers(todo, select.samples, select.temperature) if select.samples and todo else {}
+        scorer = "+".join(n for n, used in (("p_true", p_true), ("samples", samples)) if used) or "confidence"
         if self.combiner is not None:
             scorer = f"combiner {select.combiner.name if select.combiner else ''}".strip()
         for r in todo:
             answers = [c.candidate.answer for c in r.candidates]
             exact, soft = agreement(answers), agreement(answers, soft=True)
+            drawn = samples.get(r.index)
             scored = []
             for i, c in enumerate(r.candidates):
                 pt = p_true.get((r.index, i))
-                features = candidate_features(c.candidate, p_true=pt, agreement=exact[i], agreement_soft=soft[i])
+                sa = sas = None
+                if drawn:
+                    sa = sum(normalize_answer(x) == normalize_answer(c.candidate.answer) for x in drawn) / len(drawn)
+                    sas = sum(token_f1(x, c.candidate.answer) for x in drawn) / len(drawn)
+                features = candidate_features(
+                    c.candidate,
+                    p_true=pt,
+                    agreement=exact[i],
+                    agreement_soft=soft[i],
+                    sample_agreement=sa,
+                    sample_agreement_soft=sas,
+                )
                 if self.combiner is not None:
                     score = self.combiner.probability(features)
-                else:
-                    score = pt if pt is not None else c.candidate.confidence
+                else:  # unfitted: P(True), averaged with the sample agreement when there is one
+                    parts = [v for v in (pt, sa) if v is not None]
+                    score = sum(parts) / len(parts) if parts else c.candidate.confidence
                 scored.append(
                     ScoredCandidate(
                         **c.candidate.model_dump(),
                         p_true=pt,
                         agreement=exact[i],
                         agreement_soft=soft[i],
+                        sample_agreement=sa,
+                        sample_agreement_soft=sas,
                         score=min(1.0, max(0.0, score)),
                     )
                 )
             best = choose([c.score for c in scored])
             r.emit(CandidatesScored, candidates=scored, chosen=best, scorer=scorer)
             r.chosen = scored[best]
+
+    def _verify(self, rows: Sequence[_Row]) -> dict[tuple[int, int], float]:
+        """P(True) of every candidate of ``rows``, keyed by (row, candidate); empty if it failed."""
+        checks = [
+            (r.index, i, AnswerCheck(question=r.question, answer=c.candidate.answer, passages=c.passages))
+            for r in rows
+            for i, c in enumerate(r.candidates)
+        ]
+        try:
+            verified = verify_answers(self.lm, [c for _, _, c in checks])
+        except Exception as err:  # the answer goes on, scored without it
+            for r in rows:
+                r.emit(Degraded, what="verify", error=f"P(True) unavailable: {type(err).__name__}: {err}")
+            return {}
+        return {(ri, i): v.p_true for (ri, i, _), v in zip(checks, verified)}
+
+    def _sample_answers(self, rows: Sequence[_Row], k: int, temperature: float) -> dict[int, list[str]]:
+        """``k`` sampled versions of each row's final answer: its last prompt and the reasoning it
+        accepted before the final-answer sentence, continued with sampling (all rows' samples in
+        one decoding round) until a sentence states an answer. Empty for a row on failure."""
+        gen = self.config.decoding
+        session = self.lm.open_session()
+        found: dict[Hashable, str] = {}
+        keys: list[tuple[int, int]] = []
+        try:
+            for r in rows:
+                prefix, prompt = self.prompt.render(r.question, list(r.passages) if r.passages is not None else None)
+                reasoning = list(itertools.takewhile(lambda s: not self._is_final(s), r.accepted))
+                for j in range(k):
+                    session.start((r.index, j), prompt, cached_prefix=prefix, continuation=reasoning)
+                    keys.append((r.index, j))
+
+            def hook(key: Hashable, sentence: Sentence) -> SentenceVerdict:
+                short = extract_answer(sentence.text, gen.answer_marker) if self._is_final(sentence) else None
+                if short:
+                    found[key] = short
+                    return "done"
+                return "continue"
+
+            session.decode(
+                keys,
+                on_sentence=hook,
+                budgets=dict.fromkeys(keys, gen.max_sentence_tokens),
+                max_sentence_tokens=gen.max_sentence_tokens,
+                stop_strings=gen.stop_strings,
+                regroup=False,
+                sampling=Sampling(temperature=temperature),
+            )
+        except Exception as err:  # the answer goes on, scored without samples
+            for r in rows:
+                r.emit(Degraded, what="samples", error=f"sampled answers unavailable: {type(err).__name__}: {err}")
+            return {}
+        finally:
+            for key in keys:
+                session.close(key)
+        out: dict[int, list[str]] = {}
+        for (index, _), answer in ((key, found[key]) for key in keys if key in found):
+            out.setdefault(index, []).append(answer)
+        return out
 
     def _finish(self, session: DecodeSession, key: Hashable, row: _Row, reason: AnswerFinish) -> None:
         row.move(Phase.FINISHED)

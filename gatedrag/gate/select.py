@@ -57,11 +57,21 @@ class ScoredCandidate(Candidate):
     p_true: float | None = Field(default=None, ge=0.0, le=1.0)
     agreement: float = Field(default=1.0, ge=0.0, le=1.0)
     agreement_soft: float = Field(default=1.0, ge=0.0, le=1.0)
+    sample_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Fraction of the sampled final answers equal to this one (normalised), if samples were drawn."""
+    sample_agreement_soft: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Mean token F1 of this answer with the sampled ones."""
     score: float = Field(ge=0.0, le=1.0)
 
 
 def candidate_features(
-    candidate: Candidate, *, p_true: float | None, agreement: float, agreement_soft: float
+    candidate: Candidate,
+    *,
+    p_true: float | None,
+    agreement: float,
+    agreement_soft: float,
+    sample_agreement: float | None = None,
+    sample_agreement_soft: float | None = None,
 ) -> dict[str, float]:
     """The combiner's inputs for one candidate (a missing value is left out)."""
     features: dict[str, float] = {
@@ -72,6 +82,10 @@ def candidate_features(
     }
     if p_true is not None:
         features["p_true"] = p_true
+    if sample_agreement is not None:
+        features["sample_agreement"] = sample_agreement
+    if sample_agreement_soft is not None:
+        features["sample_agreement_soft"] = sample_agreement_soft
     for rung in RUNGS:
         features[f"rung:{rung}"] = float(candidate.rung == rung)
     for v in candidate.signals:
@@ -88,6 +102,8 @@ def expected_features(config: PipelineConfig) -> list[str]:
     base = ["agreement", "agreement_soft", "retrievals", "confidence"]
     if select is None or select.verify:
         base.append("p_true")
+    if select is not None and select.samples:
+        base += ["sample_agreement", "sample_agreement_soft"]
     return base + [f"rung:{r}" for r in RUNGS] + [f"signal:{n}" for n in dict.fromkeys(names)]
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.config import KnowledgeControlConfig
+from gatedrag.lm.sampling import Sampling
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 SentenceVerdict = Literal["continue", "done", "act"]
@@ -119,8 +120,11 @@ class DecodeSession(Protocol):
         regroup: bool = True,
         streamer: Any = None,
         split_sentences: bool = True,
+        sampling: Sampling | None = None,
     ) -> dict[Hashable, DecodeOutcome]:
         """Continue the rows ``keys`` together until each stops; ``budgets`` caps new tokens per row.
+        Greedy by default; with ``sampling`` each row's tokens are drawn (temperature, top-p; row
+        ``i`` of ``keys`` from its own generator), their statistics still the model's own.
 
         Segments handed to the hook end at sentence boundaries or after ``max_sentence_tokens``
         tokens; with ``split_sentences=False`` only the length cuts them (fixed-length chunks).

@@ -31,6 +31,7 @@ from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.monitor import RowStream, SentenceMonitor
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
 from gatedrag.lm.prompt_ids import row_ids
+from gatedrag.lm.sampling import Sampling, sample_token
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 KV = list[tuple[Any, Any]]  # per layer (keys, values), each [1, kv_heads, length, head_dim]
@@ -415,6 +416,7 @@ class HFDecodeSession:
         regroup: bool = True,
         streamer: Any = None,
         split_sentences: bool = True,
+        sampling: Sampling | None = None,
     ) -> dict[Hashable, DecodeOutcome]:
         import torch
         import torch.nn.functional as F
@@ -436,6 +438,8 @@ class HFDecodeSession:
             return outcomes
         mains = [self.rows[k] for k in keys]
         pairs = [(i, r.twin) for i, r in enumerate(mains) if r.twin is not None]
+        if sampling is not None and pairs:
+            raise InputError("rows with a no-context twin are decoded greedily: no sampling")
         rows = mains + [t for _, t in pairs]  # twins after the real rows
         computed = self._prefill(rows)
         for j, (i, _) in enumerate(pairs):
@@ -473,6 +477,8 @@ class HFDecodeSession:
             eos_token_id=sorted(self.lm.eos_ids) or None,
         )
         processors: list[Any] = [monitor.tap]
+        if sampling is not None:  # after the tap: the statistics are read from the model's own scores
+            processors.append(SampledChoice(sampling, len(mains)))
         stopping: Any = monitor
         if pairs:
             from gatedrag.control.twin import MainRowsTap, TwinMixer, TwinStop
@@ -516,4 +522,23 @@ class HFDecodeSession:
         return outcomes
 
 
-__all__ = ["HFDecodeSession", "HFLanguageModel", "convert_gguf", "resolve_dtype"]
+class SampledChoice:
+    """A logits processor that writes each row's sampled token: it returns new scores that are
+    ``-inf`` everywhere but at the token drawn from the incoming scores (which it leaves as they
+    are), so greedy search writes the sample."""
+
+    def __init__(self, sampling: Sampling, rows: int):
+        self.sampling = sampling
+        self.rngs = [sampling.generator(i) for i in range(rows)]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        out = torch.full_like(scores, float("-inf"))
+        host = scores.float().cpu().numpy()
+        for i, rng in enumerate(self.rngs):
+            out[i, sample_token(host[i], self.sampling, rng)] = 0.0
+        return out
+
+
+__all__ = ["HFDecodeSession", "HFLanguageModel", "SampledChoice", "convert_gguf", "resolve_dtype"]

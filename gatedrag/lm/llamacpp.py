@@ -47,6 +47,7 @@ from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.cutter import RowStream, SentenceCutter
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_assembled
 from gatedrag.lm.prompt_ids import row_ids
+from gatedrag.lm.sampling import Sampling, sample_token
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 INSTALL_HINT = "pip install 'gatedrag[llamacpp]' (compiles llama.cpp once: several minutes on a small CPU)"
@@ -494,6 +495,7 @@ class LlamaCppSession:
         regroup: bool = True,
         streamer: Any = None,
         split_sentences: bool = True,
+        sampling: Sampling | None = None,
     ) -> dict[Hashable, DecodeOutcome]:
         """See :class:`gatedrag.lm.base.DecodeSession`; ``streamer`` (transformers-shaped:
         ``put(ids)``/``end()``) receives each generated token. With ``model.llamacpp.batch_rows``
@@ -526,7 +528,7 @@ class LlamaCppSession:
             split_sentences=split_sentences,
         )
         with lm.lock:
-            computed = self._run(rows, cutter, streamer)
+            computed = self._run(rows, cutter, streamer, sampling)
         if streamer is not None:
             streamer.end()
         for i, (key, row, state) in enumerate(zip(keys, rows, cutter.rows)):
@@ -539,7 +541,7 @@ class LlamaCppSession:
             )
         return outcomes
 
-    def _run(self, rows: list[_Row], cutter: SentenceCutter, streamer: Any) -> list[int]:
+    def _run(self, rows: list[_Row], cutter: SentenceCutter, streamer: Any, sampling: Sampling | None) -> list[int]:
         """Decode until every row of ``cutter`` is done; returns the prompt tokens computed per row.
 
         With ``batch_rows`` the rows (as many at a time as there are sequences) advance together,
@@ -551,6 +553,7 @@ class LlamaCppSession:
         ready: dict[int, np.ndarray] = {}  # next-token scores after each row's ids
 
         started = [state.generated for state in cutter.rows]
+        rngs = [sampling.generator(i) for i in range(len(rows))] if sampling is not None else []
 
         def read(i: int, busy: set[int]) -> int:
             """Row ``i``'s next-token scores into ``ready``; returns the tokens computed."""
@@ -563,7 +566,7 @@ class LlamaCppSession:
         def push(i: int) -> bool:
             """Write row ``i``'s next token; whether the row goes on."""
             logits = ready.pop(i)
-            token = int(np.argmax(logits))
+            token = int(np.argmax(logits)) if sampling is None else sample_token(logits, sampling, rngs[i])
             lp, entropy, top = token_stats(logits, token, lm.top_k)
             rows[i].ids.append(token)
             if streamer is not None:

@@ -40,8 +40,15 @@ class ScriptedSession:
         regroup=True,
         streamer=None,
         split_sentences=True,
+        sampling=None,
     ) -> dict[Hashable, DecodeOutcome]:
         out = {}
+        if sampling is not None:  # sampled versions of the final answer: the scripted ones, in turn
+            for n, key in enumerate(keys):
+                s = sentence(f"So the answer is {self.lm.sampled[n % len(self.lm.sampled)]}.", 0.5)
+                verdict = on_sentence(key, s)
+                out[key] = DecodeOutcome(sentences=[s], finish="done" if verdict == "done" else "eos")
+            return out
         for key in keys:
             script, pos = self.rows[key]
             done: list[Sentence] = []
@@ -64,13 +71,16 @@ class ScriptedSession:
 
 class ScriptedLM:
     """``closed_book`` / ``with_context``: (sentence, token probability) pairs; ``p_true``: the
-    P(Yes) of a proposed answer (default 0.5)."""
+    P(Yes) of a proposed answer (default 0.5); ``sampled``: the answers sampled rows state, in turn."""
 
     name = "scripted"
     context_length = 100_000
     capabilities = ModelCapabilities()
 
-    def __init__(self, closed_book, with_context, p_true: Mapping[str, float] | None = None, fail_verify=False):
+    def __init__(
+        self, closed_book, with_context, p_true: Mapping[str, float] | None = None, fail_verify=False, sampled=()
+    ):
+        self.sampled = list(sampled) or ["unknown"]
         self.closed_book = closed_book
         self.with_context = with_context
         self.p_true = dict(p_true or {})

@@ -265,3 +265,20 @@ def test_pipeline_end_to_end_on_the_default_model(tmp_path):
     assert sentences and all(v.value is not None for v in sentences[0].signals if v.name in ("token_rag", "entropy"))
     if answer.counts.retrievals:
         assert any(s.kind == "retrieval" and s.passages for s in answer.steps)
+
+
+def test_sampled_decoding_is_repeatable_and_keeps_the_models_statistics(lm):
+    from gatedrag.lm.sampling import Sampling
+
+    def run(seed):
+        return _decode(lm, PROMPTS[:2], budget=10, sampling=Sampling(temperature=1.2, top_p=1.0, seed=seed))[1]
+
+    a, b, c = run(1), run(1), run(2)
+    assert [_ids(a[k]) for k in (0, 1)] == [_ids(b[k]) for k in (0, 1)]
+    assert [_ids(a[k]) for k in (0, 1)] != [_ids(c[k]) for k in (0, 1)]
+    first = a[0].sentences[0].tokens[0]
+    after = lm.next_token(PROMPTS[:1])[0]  # the statistics are of the model's own distribution
+    assert first.entropy == pytest.approx(after.entropy, abs=1e-6)
+    alt = {t.token_id: t.logprob for t in after.top}
+    if first.token_id in alt:
+        assert first.logprob == pytest.approx(alt[first.token_id], abs=1e-6)

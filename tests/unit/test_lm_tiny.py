@@ -130,3 +130,39 @@ def test_budget_is_clamped_to_the_context_and_a_failing_hook_leaves_rows_intact(
     with pytest.raises(RuntimeError, match="hook failed"):
         s.decode([1], on_sentence=boom, budgets={1: 60}, max_sentence_tokens=3)
     assert s.tokens(1) == before[0] and s.rows[1].stream.steps == before[1]
+
+
+def _sampled(lm, seed, temperature=1.5):
+    from gatedrag.lm.sampling import Sampling
+
+    s = lm.open_session()
+    for i, p in enumerate(PROMPTS[:2]):
+        s.start(i, p)
+    out = s.decode(
+        [0, 1],
+        on_sentence=lambda k, sent: "continue",
+        budgets={0: 12, 1: 12},
+        regroup=False,
+        sampling=Sampling(temperature=temperature, top_p=1.0, seed=seed),
+    )
+    return s, out
+
+
+def test_sampled_decoding_is_repeatable_and_keeps_the_models_statistics(tiny_lm):
+    _, out = _sampled(tiny_lm, seed=1)
+    _, again = _sampled(tiny_lm, seed=1)
+    _, other = _sampled(tiny_lm, seed=2)
+    ids = [[t.token_id for x in out[k].sentences for t in x.tokens] for k in (0, 1)]
+    assert ids == [[t.token_id for x in again[k].sentences for t in x.tokens] for k in (0, 1)]
+    assert ids != [[t.token_id for x in other[k].sentences for t in x.tokens] for k in (0, 1)]
+    greedy = tiny_lm.open_session()
+    greedy.start(0, PROMPTS[0])
+    g = greedy.decode([0], on_sentence=lambda k, sent: "continue", budgets={0: 12}, regroup=False)
+    assert [t.token_id for x in g[0].sentences for t in x.tokens] != ids[0]  # a random model is far from peaked
+    # each sampled token's log-probability is the model's own (untempered) one
+    tokens = [t for x in out[0].sentences for t in x.tokens]
+    text = "".join(t.text for t in tokens)
+    scored = tiny_lm.score([PROMPTS[0]], [text])[0]
+    assert [t.token_id for t in scored] == [t.token_id for t in tokens]
+    for a, b in zip(scored, tokens):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4) and a.entropy == pytest.approx(b.entropy, abs=1e-3)

@@ -108,3 +108,17 @@ def test_select_needs_something_to_score_with():
 
     with pytest.raises(ConfigError, match="verify"):
         parse_config({"policy": {"select": {"verify": False}}})
+
+
+def test_sampled_answers_score_agreement_in_one_round():
+    lm = ScriptedLM(CLOSED, CONTEXT, sampled=["Tim Burton", "tim burton", "Spielberg"])
+    answer = GatedRAG(lm, RETRIEVER, config(verify=False, samples=3)).ask("Who directed Ed Wood?")
+    sel = answer.selection
+    assert sel.scorer == "samples" and answer.answer == "Tim Burton"
+    spielberg, burton = sel.candidates
+    assert burton.sample_agreement == pytest.approx(2 / 3) and spielberg.sample_agreement == 0.0
+    assert 0 < spielberg.sample_agreement_soft < burton.sample_agreement_soft
+    both = GatedRAG(lm, RETRIEVER, config(samples=3)).ask("Who directed Ed Wood?").selection
+    assert both.scorer == "p_true+samples"
+    assert both.candidates[1].score == pytest.approx((0.5 + 2 / 3) / 2)  # unfitted: the mean of the two
+    assert "sample_agreement" in expected_features(config(samples=2))
