@@ -435,10 +435,12 @@ class DeepSearchConfig(_Config):
     """The query of round ``i`` is ``queries[i - 1]`` (the last one repeats)."""
     max_passages: int = Field(default=6, ge=1, le=100)
     """Passages the prompt holds during a search (a prompt too long for the model keeps fewer)."""
-    rerank: Literal["retriever", "dense"] = "retriever"
+    rerank: Literal["retriever", "dense", "uncertainty"] = "retriever"
     """Order of the accumulated passages: ``retriever``, the newest round's first (each round's in
     its retriever's order); ``dense``, by cosine similarity of each passage to the question and the
-    sentence (MiniLM, needs ``gatedrag[dense]``)."""
+    sentence (MiniLM, needs ``gatedrag[dense]``); ``uncertainty``, by how sure the model is of the
+    doubtful sentence with that passage alone in its prompt (mean NLL of the sentence's tokens,
+    lowest first: SeaKR's re-ranking; one batched scoring pass over the passages a round)."""
 
 
 class SelectConfig(_Config):

@@ -739,12 +739,31 @@ class GatedRAG:
         kept = [h for h in row.passages or [] if h.passage.id not in new][:carry] if carry else []
         fields["carried"] = [h.passage.id for h in kept]
         row.passages = hits + kept
-        if row.phase is Phase.SEARCHING and self.reranker is not None and row.pending is not None:
-            query = f"{row.question} {row.pending.sentence.text if row.pending.sentence else ''}".strip()
+        searching = row.phase is Phase.SEARCHING and row.pending is not None and row.pending.sentence is not None
+        if searching and deep is not None and deep.rerank == "uncertainty":
+            fields["note"] = self._rerank_by_uncertainty(row, row.pending.sentence)  # type: ignore[union-attr]
+        elif searching and self.reranker is not None:
+            query = f"{row.question} {row.pending.sentence.text}"  # type: ignore[union-attr]
             row.passages = self.reranker.rerank(query, row.passages)
             fields["note"] = f"passages re-ranked by {self.reranker.name}"
         row.control_on = False  # new passages: measure again before controlling
         return "new", fields
+
+    def _rerank_by_uncertainty(self, row: _Row, sentence: Sentence) -> str:
+        """Order the row's passages by the mean NLL (nats a token) of the doubtful sentence written
+        after each one alone (SeaKR), lowest first; each hit's score becomes minus that NLL. Keeps
+        the order, and says so, if the model cannot score."""
+        hits = list(row.passages or [])
+        so_far = " ".join(s.text.strip() for s in row.accepted)
+        prompts = [self.prompt.render(row.question, [h])[1] + (" " + so_far if so_far else "") for h in hits]
+        try:
+            scored = self.lm.score(prompts, [" " + sentence.text.strip()] * len(hits))
+        except Exception as err:
+            return f"passages kept in retrieval order: uncertainty re-ranking failed ({type(err).__name__}: {err})"
+        nll = [-sum(t.logprob for t in steps) / max(1, len(steps)) for steps in scored]
+        order = sorted(range(len(hits)), key=lambda i: nll[i])
+        row.passages = [hits[i].model_copy(update={"score": -nll[i], "rank": r}) for r, i in enumerate(order, 1)]
+        return "passages re-ranked by the sentence's NLL with each (lowest first)"
 
     # -- answer selection -------------------------------------------------------------------------
     def _note_candidate(self, row: _Row, sentence: Sentence, number: int, bundle: SignalBundle) -> None:

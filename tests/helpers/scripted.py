@@ -25,6 +25,7 @@ class ScriptedSession:
         self.rows: dict[Hashable, tuple[list[tuple[str, float]], int]] = {}
 
     def start(self, key, prompt, *, cached_prefix="", continuation=(), twin=None) -> int:
+        self.lm.started.append(prompt)
         script = self.lm.with_context if "Context:" in prompt else self.lm.closed_book
         self.rows[key] = (script, len(continuation))
         return len(prompt.split())
@@ -71,21 +72,30 @@ class ScriptedSession:
 
 class ScriptedLM:
     """``closed_book`` / ``with_context``: (sentence, token probability) pairs; ``p_true``: the
-    P(Yes) of a proposed answer (default 0.5); ``sampled``: the answers sampled rows state, in turn."""
+    P(Yes) of a proposed answer (default 0.5); ``sampled``: the answers sampled rows state, in turn;
+    ``fits``: the token probability of a scored continuation after a passage of that title (default 0.5)."""
 
     name = "scripted"
     context_length = 100_000
     capabilities = ModelCapabilities()
 
     def __init__(
-        self, closed_book, with_context, p_true: Mapping[str, float] | None = None, fail_verify=False, sampled=()
+        self,
+        closed_book,
+        with_context,
+        p_true: Mapping[str, float] | None = None,
+        fail_verify=False,
+        sampled=(),
+        fits=None,
     ):
         self.sampled = list(sampled) or ["unknown"]
+        self.fits = dict(fits or {})
         self.closed_book = closed_book
         self.with_context = with_context
         self.p_true = dict(p_true or {})
         self.fail_verify = fail_verify
         self.scored: list[str] = []
+        self.started: list[str] = []
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -97,8 +107,17 @@ class ScriptedLM:
         if self.fail_verify:
             raise RuntimeError("scoring backend down")
         out = []
-        for prompt in prompts:
+        for prompt, continuation in zip(prompts, continuations):
             self.scored.append(prompt)
+            if "Proposed answer: " not in prompt:  # a continuation after passages: how well each fits
+                p = next((v for title, v in self.fits.items() if f"{title}:" in prompt), 0.5)
+                out.append(
+                    [
+                        TokenStep(token_id=i, text=w, logprob=math.log(p), entropy=1.0)
+                        for i, w in enumerate(continuation.split(" "))
+                    ]
+                )
+                continue
             answer = prompt.split("Proposed answer: ")[1].split("\n")[0]
             p = self.p_true.get(answer, 0.5)
             no = TokenAlternative(token_id=2, text=" No", logprob=math.log(1 - p))

@@ -144,3 +144,31 @@ def test_dense_rerank_needs_a_reranker_and_orders_the_prompt(tiny_lm):
     answer = GatedRAG(tiny_lm, Rounds(), cfg, reranker=reverse).ask("alpha?")
     search = retrievals(answer)[1]
     assert search.note == "passages re-ranked by reverse" and reverse.seen[0] == ["p2", "p3", "p0", "p1"]
+
+
+def test_uncertainty_rerank_puts_the_passage_the_model_is_surest_with_first():
+    from helpers.scripted import ScriptedLM
+
+    class Titled(Rounds):
+        def retrieve(self, queries, k):
+            return [
+                [h.model_copy(update={"passage": h.passage.model_copy(update={"title": h.passage.id})}) for h in hits]
+                for hits in super().retrieve(queries, k)
+            ]
+
+    doubtful = [("So the answer is Burton.", 0.3)]
+    lm = ScriptedLM(doubtful, doubtful, fits={"p1": 0.2, "p2": 0.9, "p3": 0.6, "p0": 0.4})
+    cfg = config(deep_search={"rounds": 1, "rerank": "uncertainty"}, max_retrievals=5)
+    cfg = cfg.model_copy(update={"gate": GateConfig(rules=[TokenRAGRule(threshold=0.1)])})
+    answer = GatedRAG(lm, Titled(), cfg).ask("alpha?")
+    search = retrievals(answer)[1]
+    assert search.trigger.startswith("deep search round 1") and search.note.startswith(
+        "passages re-ranked by the sentence's NLL"
+    )
+    scored = [p for p in lm.scored if "Proposed answer" not in p]
+    assert len(scored) == 4  # p2, p3 new + p0, p1 kept: one scoring pass over the four
+    assert answer.counts.retrievals == 2
+    last = lm.started[-1]  # the sentence is written again with the surest passage first
+    assert [last.index(f"{t}:") for t in ("p2", "p3", "p0", "p1")] == sorted(
+        last.index(f"{t}:") for t in ("p2", "p3", "p0", "p1")
+    )
