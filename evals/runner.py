@@ -198,6 +198,10 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
         data["retrieval"].pop("fusion", None)
     data["retrieval"]["corpus_sha256"] = corpus_sha256
     data["retrieval"].pop("corpus", None)
+    select = data["policy"].get("select") or {}
+    if select.get("combiner"):  # the combiner by content, not by where it lies
+        path = Path(select.pop("combiner"))
+        select["combiner_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
     draft_rules = (data.get("draft") or {}).get("rules", [])
     signals = [r["signal"] for r in [*data["gate"]["rules"], *draft_rules]]
     if "corpus" in needs_of(signals):

@@ -122,3 +122,19 @@ def test_sampled_answers_score_agreement_in_one_round():
     assert both.scorer == "p_true+samples"
     assert both.candidates[1].score == pytest.approx((0.5 + 2 / 3) / 2)  # unfitted: the mean of the two
     assert "sample_agreement" in expected_features(config(samples=2))
+
+
+def test_a_run_is_fingerprinted_by_its_combiners_content(tmp_path):
+    from gatedrag.evals.runner import fingerprint
+
+    path = tmp_path / "c.json"
+    Combiner(features=["p_true"], weights=[1.0], bias=0.0, mean=[0.5], scale=[0.2]).save(path)
+    cfg = config(combiner=str(path))
+
+    def fp():
+        return fingerprint(cfg, dataset="d", method="m", corpus_sha256="x", model="m")["config"]["policy"]["select"]
+
+    first = fp()
+    assert "combiner" not in first and len(first["combiner_sha256"]) == 64
+    Combiner(features=["p_true"], weights=[2.0], bias=0.0, mean=[0.5], scale=[0.2]).save(path)
+    assert fp()["combiner_sha256"] != first["combiner_sha256"]
