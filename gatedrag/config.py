@@ -435,6 +435,9 @@ class DeepSearchConfig(_Config):
     """The query of round ``i`` is ``queries[i - 1]`` (the last one repeats)."""
     max_passages: int = Field(default=6, ge=1, le=100)
     """Passages the prompt holds during a search (a prompt too long for the model keeps fewer)."""
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
+    """No new round once the answer has read this many prompt tokens in all (``counts.prompt_tokens``:
+    every restart on passages reads its prompt again); ``None``: no such budget."""
     rerank: Literal["retriever", "dense", "uncertainty"] = "retriever"
     """Order of the accumulated passages: ``retriever``, the newest round's first (each round's in
     its retriever's order); ``dense``, by cosine similarity of each passage to the question and the

@@ -423,6 +423,7 @@ class GatedRAG:
             final=self._is_final(sentence),
             accepted=len(row.accepted),
             search_rounds=row.search_rounds,
+            prompt_tokens=row.counts.prompt_tokens,
         )
         context = self._context(row)
         if drafting:

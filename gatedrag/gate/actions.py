@@ -45,7 +45,8 @@ VetoRule = Literal[
 * ``rest_ungated``: after a retrieval the rest of the answer is accepted (``accept_after_retrieval=rest``);
 * ``retrieval_budget``: ``policy.max_retrievals`` are spent;
 * ``already_controlled``: knowledge control is on already (it stays on until the next retrieval);
-* ``search_budget``: the sentence has had its ``policy.deep_search.rounds``.
+* ``search_budget``: the sentence has had its ``policy.deep_search.rounds``, or the answer has read
+  ``policy.deep_search.max_prompt_tokens``.
 """
 QuerySource = Literal["signals", "question", "sentence", "search"]
 """Where a retrieval's queries come from: the doubtful sentence as the fired signals formulate it

@@ -138,6 +138,9 @@ class Policy:
         if rung == "deep_search" and self.deep is not None:
             if state.search_rounds >= self.deep.rounds:
                 return Veto(rule="search_budget", rung=rung, text=f"deep search: {self.deep.rounds} round(s) spent")
+            cap = self.deep.max_prompt_tokens
+            if cap is not None and state.prompt_tokens >= cap:
+                return Veto(rule="search_budget", rung=rung, text=f"deep search: {cap} prompt tokens read")
             if state.phase is Phase.REGENERATING:
                 return self._retrieval_budget(state, rung)
         if state.phase in (Phase.REGENERATING, Phase.CONTROLLED):

@@ -106,6 +106,8 @@ class AnswerState(BaseModel):
     """Sentences accepted into the answer before this one."""
     search_rounds: int = Field(default=0, ge=0)
     """Deep-search rounds already spent on this sentence."""
+    prompt_tokens: int = Field(default=0, ge=0)
+    """Prompt tokens the answer has read so far (every start and restart)."""
 
 
 __all__ = ["TRANSITIONS", "WRITING", "AnswerState", "Phase", "can_finish"]

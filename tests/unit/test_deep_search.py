@@ -85,6 +85,9 @@ def test_policy_escalates_a_sentence_still_doubtful_after_its_retrieval():
     assert spent.kind == "accept" and spent.vetoes[0].rule == "search_budget"
     broke = policy.on_sentence(bundle, AnswerState(phase=Phase.REGENERATING, retrievals=5, search_rounds=1))
     assert broke.kind == "accept" and broke.vetoes[0].rule == "retrieval_budget"
+    capped = Policy(config(deep_search={"rounds": 2, "max_prompt_tokens": 900}, max_retrievals=5), has_retriever=True)
+    read = capped.on_sentence(bundle, AnswerState(phase=Phase.REGENERATING, retrievals=1, prompt_tokens=900))
+    assert read.kind == "accept" and read.vetoes[0].text == "deep search: 900 prompt tokens read"
     off = Policy(config(max_retrievals=5), has_retriever=True)  # without deep search: one retrieval a sentence
     assert off.on_sentence(bundle, AnswerState(phase=Phase.REGENERATING)).vetoes[0].rule == "just_regenerated"
 
@@ -172,3 +175,12 @@ def test_uncertainty_rerank_puts_the_passage_the_model_is_surest_with_first():
     assert [last.index(f"{t}:") for t in ("p2", "p3", "p0", "p1")] == sorted(
         last.index(f"{t}:") for t in ("p2", "p3", "p0", "p1")
     )
+
+
+def test_search_stops_on_the_prompt_token_budget(tiny_lm):
+    cfg = config(deep_search={"rounds": 5, "max_prompt_tokens": 1}, max_retrievals=10)
+    answer = GatedRAG(tiny_lm, Rounds(), cfg).ask("alpha?")
+    assert [s.trigger for s in retrievals(answer)][:1] == ["sentence 1"]
+    assert not any(s.trigger.startswith("deep search") for s in retrievals(answer))
+    notes = [s.decision.note for s in answer.steps if s.kind == "sentence" and s.accepted]
+    assert "deep search: 1 prompt tokens read" in notes
