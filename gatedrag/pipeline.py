@@ -64,7 +64,7 @@ from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
-from gatedrag.signals.consistency import agreement, normalize_answer, token_f1
+from gatedrag.signals.consistency import agreement, agreement_with
 from gatedrag.signals.verify import AnswerCheck, verify_answers
 from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
 
@@ -815,10 +815,8 @@ class GatedRAG:
             scored = []
             for i, c in enumerate(r.candidates):
                 pt = p_true.get((r.index, i))
-                sa = sas = None
-                if drawn:
-                    sa = sum(normalize_answer(x) == normalize_answer(c.candidate.answer) for x in drawn) / len(drawn)
-                    sas = sum(token_f1(x, c.candidate.answer) for x in drawn) / len(drawn)
+                sa = agreement_with(c.candidate.answer, drawn) if drawn else None
+                sas = agreement_with(c.candidate.answer, drawn, soft=True) if drawn else None
                 features = candidate_features(
                     c.candidate,
                     p_true=pt,

@@ -42,17 +42,24 @@ def token_f1(a: str, b: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def agreement_with(answer: str, others: Sequence[str], *, soft: bool = False) -> float:
+    """Mean similarity of ``answer`` to each of ``others`` (normalised exact match, or token F1 with
+    ``soft``); 1.0 when there are none (nothing disagrees).
+
+    >>> agreement_with("Tim Burton", ["tim burton", "Spielberg"])
+    0.5
+    """
+    if not others:
+        return 1.0
+    if soft:
+        return sum(token_f1(answer, o) for o in others) / len(others)
+    norm = normalize_answer(answer)
+    return sum(norm == normalize_answer(o) for o in others) / len(others)
+
+
 def agreement(answers: Sequence[str], *, soft: bool = False) -> list[float]:
     """Each answer's mean agreement with the other answers (see the module doc)."""
-    n = len(answers)
-    if n < 2:
-        return [1.0] * n
-    norm = [normalize_answer(a) for a in answers]
-
-    def same(i: int, j: int) -> float:
-        return token_f1(answers[i], answers[j]) if soft else float(norm[i] == norm[j])
-
-    return [sum(same(i, j) for j in range(n) if j != i) / (n - 1) for i in range(n)]
+    return [agreement_with(a, [*answers[:i], *answers[i + 1 :]], soft=soft) for i, a in enumerate(answers)]
 
 
-__all__ = ["agreement", "normalize_answer", "token_f1"]
+__all__ = ["agreement", "agreement_with", "normalize_answer", "token_f1"]
