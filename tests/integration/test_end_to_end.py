@@ -106,3 +106,19 @@ def test_a_sentence_the_first_retrieval_does_not_settle_escalates_to_deep_search
     assert order == sorted(order)
     assert any(isinstance(e, SentenceDiscarded) and e.sentence == proposed[1].sentence for e in answer.events)
     assert answer.counts.retrievals <= 3 and "burton" in answer.answer.lower(), answer.text
+
+
+def test_answer_selection_scores_candidates_with_p_true_and_samples(default_rag):
+    from gatedrag.config import PipelineConfig
+
+    config = PipelineConfig.model_validate({"policy": {"select": {"samples": 2}}})
+    rag = GatedRAG(default_rag.lm, default_rag.retriever, config)
+    answer = rag.ask("Who directed the 1994 film about Ed Wood?")
+    sel = answer.selection
+    assert sel is not None and sel.scorer == "p_true+samples" and sel.candidates, answer.text
+    chosen = sel.candidates[sel.chosen]
+    assert answer.answer == chosen.answer and "burton" in chosen.answer.lower()
+    assert chosen.rung == "retrieved" and chosen.passages  # written with the passages it was checked against
+    for c in sel.candidates:  # the model's own P(True), and agreement with two sampled answers
+        assert c.p_true is not None and 0 < c.p_true < 1 and c.sample_agreement in (0.0, 0.5, 1.0)
+    assert chosen.p_true > 0.5 and not answer.degraded
