@@ -122,3 +122,18 @@ def test_answer_selection_scores_candidates_with_p_true_and_samples(default_rag)
     for c in sel.candidates:  # the model's own P(True), and agreement with two sampled answers
         assert c.p_true is not None and 0 < c.p_true < 1 and c.sample_agreement in (0.0, 0.5, 1.0)
     assert chosen.p_true > 0.5 and not answer.degraded
+
+
+def test_the_gold_method_answers_with_the_supporting_passages_of_real_data(default_rag, data_dir):
+    from gatedrag.evals.baselines import method_config
+    from gatedrag.evals.datasets import corpus_path, load_dataset
+    from gatedrag.evals.gold import GoldPassages
+    from gatedrag.retrieval.corpus import load_corpus
+
+    example = load_dataset("hotpotqa", data_dir, limit=1)[0]
+    gold = GoldPassages(load_corpus(corpus_path("hotpotqa", data_dir))).passages_of(example)
+    rag = GatedRAG(default_rag.lm, default_rag.retriever, method_config("gold", "hotpotqa"))
+    answer = rag.ask(example.question, passages=gold)
+    given = answer.steps[0]
+    assert given.trigger == "given with the question" and [p.id for p in given.passages] == [p.id for p in gold]
+    assert answer.counts.retrievals == 0 and answer.answer and answer.finish_reason == "answer", answer.text
