@@ -219,6 +219,7 @@ def main() -> None:
             continue
         for label, answers in got.items():
             for i, (a, b) in enumerate(zip(answers, gold[name][label])):
+                a = {k: v for k, v in a.items() if k in b}  # a field added since `save` is not compared
                 if a == b:
                     continue
                 differing += 1

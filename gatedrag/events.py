@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.gate.select import ScoredCandidate
-from gatedrag.types import AnswerFinish, Counts, Decision, SignalValue, Step, StepPassage
+from gatedrag.types import AnswerFinish, Counts, Decision, Passage, SignalValue, Step, StepPassage
 
 SentenceRole = Literal["draft", "regenerated", "controlled"]
 """Why a sentence was written: as part of the closed-book draft, again after a retrieval, or again
@@ -84,6 +84,11 @@ class SentenceAccepted(_Event):
     sentence: int = Field(ge=0)
     text: str
     note: str | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Geometric-mean probability of the sentence's tokens (``None``: it has none)."""
+    passages: list[str] = Field(default_factory=list)
+    """Ids of the passages in the prompt when it was written (its citations; see
+    :attr:`Finished.sources`)."""
 
 
 class SentenceDiscarded(_Event):
@@ -100,6 +105,15 @@ class DraftDiscarded(_Event):
 
     type: Literal["draft_discarded"] = "draft_discarded"
     sentences: list[int]
+
+
+class RetrievalStarted(_Event):
+    """A retrieval is under way: its queries (several are retrieved separately and pooled) and why.
+    The :class:`Retrieved` that follows it in the same answer's stream carries what it found."""
+
+    type: Literal["retrieval_started"] = "retrieval_started"
+    queries: list[str]
+    trigger: str
 
 
 class Retrieved(_Event):
@@ -165,6 +179,8 @@ class Finished(_Event):
     counts: Counts
     finish_reason: AnswerFinish = "answer"
     model: str = ""
+    sources: list[Passage] = Field(default_factory=list)
+    """Every passage an accepted sentence was written with, in the order first cited, text included."""
 
 
 Event = Annotated[
@@ -173,6 +189,7 @@ Event = Annotated[
     | SentenceAccepted
     | SentenceDiscarded
     | DraftDiscarded
+    | RetrievalStarted
     | Retrieved
     | PassagesGiven
     | PassagesTrimmed
@@ -226,7 +243,7 @@ def steps_from_events(events: Sequence[Event]) -> list[Step]:
                     kind="retrieval",
                     query=e.query,
                     trigger=e.trigger,
-                    passages=e.passages,
+                    passages=[p.summary() for p in e.passages],
                     carried=e.carried,
                     error=e.error,
                     note=e.note,
@@ -234,7 +251,14 @@ def steps_from_events(events: Sequence[Event]) -> list[Step]:
             )
         elif isinstance(e, PassagesGiven):
             by_seq[e.seq] = len(steps)
-            steps.append(Step(index=len(steps), kind="retrieval", trigger=GIVEN_TRIGGER, passages=e.passages))
+            steps.append(
+                Step(
+                    index=len(steps),
+                    kind="retrieval",
+                    trigger=GIVEN_TRIGGER,
+                    passages=[p.summary() for p in e.passages],
+                )
+            )
         elif isinstance(e, PassagesTrimmed):
             i = by_seq[e.retrieval]
             kept = set(e.kept)
@@ -265,6 +289,8 @@ class Answer(BaseModel):
     events: list[Event] = Field(default_factory=list)
     finish_reason: AnswerFinish = "answer"
     model: str = ""
+    sources: list[Passage] = Field(default_factory=list)
+    """The passages the answer's accepted sentences were written with (text included)."""
 
     @classmethod
     def from_events(cls, question: str, events: Sequence[Event]) -> Answer:
@@ -281,6 +307,7 @@ class Answer(BaseModel):
             events=list(events),
             finish_reason=last.finish_reason,
             model=last.model,
+            sources=last.sources,
         )
 
     @property
@@ -317,6 +344,7 @@ __all__ = [
     "PassagesGiven",
     "PassagesTrimmed",
     "QuestionChecked",
+    "RetrievalStarted",
     "Retrieved",
     "SentenceAccepted",
     "SentenceDiscarded",

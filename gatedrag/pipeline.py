@@ -46,6 +46,7 @@ from gatedrag.events import (
     PassagesGiven,
     PassagesTrimmed,
     QuestionChecked,
+    RetrievalStarted,
     Retrieved,
     SentenceAccepted,
     SentenceDiscarded,
@@ -129,6 +130,7 @@ class _Row:
     search_rounds: int = 0  # deep-search rounds spent on the sentence being written
     candidates: list[_Candidate] = field(default_factory=list)  # answer selection (policy.select)
     chosen: ScoredCandidate | None = None
+    sources: dict[str, Passage] = field(default_factory=dict)  # passages cited by accepted sentences, by id
 
     @property
     def accepted_ids(self) -> list[int]:
@@ -149,7 +151,19 @@ class _Row:
     def keep(self, sentence: Sentence, number: int, note: str | None = None) -> None:
         self.accepted.append(sentence)
         self.search_rounds = 0
-        self.emit(SentenceAccepted, sentence=number, text=sentence.text, note=note)
+        cited = [h.passage for h in self.passages or []]
+        for p in cited:
+            self.sources.setdefault(p.id, p)
+        logps = [t.logprob for t in sentence.tokens]
+        confidence = min(1.0, math.exp(sum(logps) / len(logps))) if logps else None
+        self.emit(
+            SentenceAccepted,
+            sentence=number,
+            text=sentence.text,
+            note=note,
+            confidence=confidence,
+            passages=[p.id for p in cited],
+        )
 
 
 def build_draft_gate(config: PipelineConfig, *, corpus: Any = None, extractor: Any = None) -> Gate | None:
@@ -674,9 +688,7 @@ class GatedRAG:
         row.passages = [Hit(passage=p, score=1.0, rank=i + 1) for i, p in enumerate(unique)]
         row.emit(
             PassagesGiven,
-            passages=[
-                StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in row.passages
-            ],
+            passages=[StepPassage.of(h) for h in row.passages],
         )
 
     def _retrieve(self, requests: Sequence[tuple[_Row, list[str], str]]) -> list[RetrievalOutcome]:
@@ -687,6 +699,8 @@ class GatedRAG:
         ``policy.paper.regenerate_without_new_passages``) or ``failed``."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
+        for row, group, trigger in requests:
+            row.emit(RetrievalStarted, queries=list(group), trigger=trigger)
         queries = [q for _, group, _ in requests for q in group]
         try:
             flat: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
@@ -720,9 +734,7 @@ class GatedRAG:
                 for h in res:
                     pooled.setdefault(h.passage.id, h)
         hits = [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(pooled.values())]
-        fields: dict[str, Any] = {
-            "passages": [StepPassage(id=h.passage.id, title=h.passage.title, score=h.score, rank=h.rank) for h in hits]
-        }
+        fields: dict[str, Any] = {"passages": [StepPassage.of(h) for h in hits]}
         if errors:
             fields["error"] = f"{len(errors)} of {len(results)} queries failed: {type(errors[0]).__name__}: {errors[0]}"
         if not hits:
@@ -926,6 +938,7 @@ class GatedRAG:
             counts=row.counts.model_copy(),
             finish_reason=row.finish,
             model=self.lm.name,
+            sources=list(row.sources.values()),
         )
         return Answer.from_events(row.question, row.events)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 
 class _Model(BaseModel):
@@ -90,11 +90,13 @@ class DecodeOutcome(_Model):
 
 
 class Passage(_Model):
-    """A corpus passage: the unit of retrieval."""
+    """A corpus passage: the unit of retrieval. ``metadata``: what an external store keeps with it
+    (a LangChain ``Document``'s metadata), JSON values only; left out of the JSON when empty."""
 
     id: str
     title: str = ""
     text: str
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, exclude_if=lambda v: not v)
 
 
 class Hit(_Model):
@@ -195,12 +197,26 @@ class Decision(_Model):
 
 
 class StepPassage(_Model):
-    """A passage as recorded in the trace (id, title, score, rank)."""
+    """A passage as recorded in the trace (id, title, score, rank). In the events the passage's
+    ``text`` and ``metadata`` come along (what a streaming client shows); the per-step view
+    (:attr:`Step.passages`, the evaluation records) keeps the summary only."""
 
     id: str
     title: str
     score: float
     rank: int
+    text: str = Field(default="", exclude_if=lambda v: not v)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, exclude_if=lambda v: not v)
+
+    @classmethod
+    def of(cls, hit: Hit) -> StepPassage:
+        """The traced form of a hit, text and metadata included."""
+        p = hit.passage
+        return cls(id=p.id, title=p.title, score=hit.score, rank=hit.rank, text=p.text, metadata=p.metadata)
+
+    def summary(self) -> StepPassage:
+        """The passage without its text and metadata."""
+        return self.model_copy(update={"text": "", "metadata": {}}) if self.text or self.metadata else self
 
 
 class Step(_Model):

@@ -68,3 +68,20 @@ def test_astream_and_early_close(tiny_lm):
 def test_stream_validates_its_question(tiny_lm):
     with pytest.raises(InputError):
         next(rag(tiny_lm).stream("  "))
+
+
+def test_retrievals_are_announced_and_accepted_sentences_cite_their_passages(tiny_lm):
+    answer = rag(tiny_lm).ask("alpha word1?")
+    events = answer.events
+    started = [i for i, e in enumerate(events) if e.type == "retrieval_started"]
+    found = [i for i, e in enumerate(events) if e.type == "retrieval"]
+    assert started and len(started) == len(found) and all(s + 1 == f for s, f in zip(started, found))
+    assert all(events[s].queries and events[s].trigger == events[f].trigger for s, f in zip(started, found))
+    texts = {p.id: p.text for e in events if e.type == "retrieval" for p in e.passages}
+    assert texts and all(texts.values())  # the events carry the passages' text; the steps do not
+    assert all(not p.text for s in answer.steps for p in s.passages)
+    accepted = [e for e in events if isinstance(e, SentenceAccepted)]
+    assert all(e.confidence is not None and 0 < e.confidence <= 1 for e in accepted)
+    cited = [pid for e in accepted for pid in e.passages]
+    assert cited and [p.id for p in answer.sources] == list(dict.fromkeys(cited))
+    assert all(p.text == texts[p.id] for p in answer.sources)
