@@ -137,3 +137,38 @@ def test_the_gold_method_answers_with_the_supporting_passages_of_real_data(defau
     given = answer.steps[0]
     assert given.trigger == "given with the question" and [p.id for p in given.passages] == [p.id for p in gold]
     assert answer.counts.retrievals == 0 and answer.answer and answer.finish_reason == "answer", answer.text
+
+
+async def test_the_langchain_runnable_over_a_vector_store_streams_each_rung(default_rag):
+    """The real model through the LangChain Runnable, retrieving from a LangChain vector store
+    embedded with MiniLM (the 200 demo passages BM25 ranks highest for the question, to keep the
+    embedding short): events and retriever runs as it answers."""
+    pytest.importorskip("sentence_transformers")
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from gatedrag.connectors.langchain import GatedragEmbeddings, GatedRAGRunnable, LangChainRetriever, answer_of
+
+    pool = [h.passage for h in default_rag.retriever.retrieve([QUESTION], 200)[0]]
+    docs = [Document(page_content=p.text, id=p.id, metadata={"title": p.title}) for p in pool]
+    store = InMemoryVectorStore.from_documents(docs, GatedragEmbeddings())
+    gated = GatedRAGRunnable.from_rag(
+        GatedRAG(default_rag.lm, LangChainRetriever(store, name="memory"), default_rag.config)
+    )
+    seen, final = [], None
+    async for ev in gated.astream_events(QUESTION, version="v2"):
+        seen.append((ev["event"], ev["name"]))
+        if ev["event"] == "on_chain_end" and ev["name"] == "GatedRAGRunnable":
+            final = ev["data"]["output"]
+    answer = answer_of(final)
+    assert "weissman" in answer.answer.lower(), answer.text
+    customs = [n for e, n in seen if e == "on_custom_event"]
+    assert customs == ["gatedrag_" + e.type for e in answer.events]
+    assert (
+        seen.count(("on_retriever_start", "memory"))
+        == seen.count(("on_retriever_end", "memory"))
+        == answer.counts.retrievals
+        >= 1
+    )
+    cited = {c["id"] for s in final.response_metadata["sentences"] for c in s["citations"]}
+    assert cited and cited == {p.id for p in answer.sources} and all(p.text for p in answer.sources)

@@ -1,0 +1,28 @@
+"""LangChain integration (``pip install 'gatedrag[langchain]'``): the gated answer as a Runnable,
+retrievers both ways, gatedrag's embedder as LangChain embeddings.
+
+Example:
+    >>> from gatedrag.connectors.langchain import GatedRAGRunnable, GatedragRetriever, LangChainRetriever
+"""
+
+from __future__ import annotations
+
+try:
+    import langchain_core  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("the LangChain connector needs langchain-core: pip install 'gatedrag[langchain]'") from err
+
+from .documents import to_document, to_passage
+from .embeddings import GatedragEmbeddings
+from .retrievers import GatedragRetriever, LangChainRetriever
+from .runnable import GatedRAGRunnable, answer_of
+
+__all__ = [
+    "GatedRAGRunnable",
+    "GatedragEmbeddings",
+    "GatedragRetriever",
+    "LangChainRetriever",
+    "answer_of",
+    "to_document",
+    "to_passage",
+]
