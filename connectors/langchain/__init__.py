@@ -1,5 +1,6 @@
 """LangChain integration (``pip install 'gatedrag[langchain]'``): the gated answer as a Runnable,
-retrievers both ways, gatedrag's embedder as LangChain embeddings.
+retrievers both ways, gatedrag's model as a chat model with logprobs, its embedder as LangChain
+embeddings.
 
 Example:
     >>> from gatedrag.connectors.langchain import GatedRAGRunnable, GatedragRetriever, LangChainRetriever
@@ -12,6 +13,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("the LangChain connector needs langchain-core: pip install 'gatedrag[langchain]'") from err
 
+from .chat_model import GatedragChatModel
 from .documents import to_document, to_passage
 from .embeddings import GatedragEmbeddings
 from .retrievers import GatedragRetriever, LangChainRetriever
@@ -19,6 +21,7 @@ from .runnable import GatedRAGRunnable, answer_of
 
 __all__ = [
     "GatedRAGRunnable",
+    "GatedragChatModel",
     "GatedragEmbeddings",
     "GatedragRetriever",
     "LangChainRetriever",

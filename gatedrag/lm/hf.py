@@ -29,7 +29,7 @@ from gatedrag.config import ModelConfig
 from gatedrag.errors import ContextLengthError, InputError, ModelError
 from gatedrag.lm.base import ModelCapabilities, NextToken, SentenceHook, Twin
 from gatedrag.lm.monitor import RowStream, SentenceMonitor
-from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_converted
+from gatedrag.lm.packaged import PACKAGED_MODELS, assembled_path, check_gguf_file, ensure_converted
 from gatedrag.lm.prompt_ids import row_ids
 from gatedrag.lm.sampling import Sampling, sample_token
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
@@ -100,8 +100,20 @@ class _Row:
 class HFLanguageModel:
     """A transformers causal LM exposing per-token distributions (see the module doc)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str = "", top_k: int = 5, prefix_cache_size: int = 4):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "",
+        top_k: int = 5,
+        prefix_cache_size: int = 4,
+        gguf: Path | None = None,
+    ):
         self.model = model.eval()
+        self.gguf = gguf
+        """The GGUF file the weights came from (its chat template is read from it when asked)."""
+        self._gguf_template: tuple[str | None] | None = None
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.top_k = top_k
@@ -119,6 +131,17 @@ class HFLanguageModel:
         self.pad_id = int(pad if pad is not None else min(self.eos_ids) if self.eos_ids else 0)
         self._prefixes: OrderedDict[str, tuple[list[int], KV]] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
+
+    def chat_template(self) -> str | None:
+        """The tokenizer's chat template, else the one in the GGUF the model came from (read once)."""
+        if self.tokenizer.chat_template:
+            return str(self.tokenizer.chat_template)
+        if self._gguf_template is None:
+            from gatedrag.lm.chat import gguf_string
+
+            found = gguf_string(self.gguf, "tokenizer.chat_template") if self.gguf and self.gguf.is_file() else None
+            self._gguf_template = (found,)
+        return self._gguf_template[0]
 
     @property
     def capabilities(self) -> ModelCapabilities:
@@ -147,11 +170,14 @@ class HFLanguageModel:
                 progress=progress,
             )
             model, tokenizer = _load_pretrained(directory, dtype)
+            gguf: Path | None = assembled_path(spec, config.cache_dir)
         else:
+            gguf = None
             path = Path(name).expanduser()
             if path.suffix.lower() == ".gguf" and path.is_file():
                 check_gguf_file(path)
                 model, tokenizer = _load_pretrained(path.parent, dtype, gguf_file=path.name)
+                gguf = path
             elif path.is_dir():
                 model, tokenizer = _load_pretrained(path, dtype)
             else:
@@ -160,7 +186,7 @@ class HFLanguageModel:
                     f"unknown model {name!r}: give a packaged model name ({known}), a .gguf file or a model directory"
                 )
         model.to(config.device)
-        return cls(model, tokenizer, name=name, top_k=config.top_k)
+        return cls(model, tokenizer, name=name, top_k=config.top_k, gguf=gguf)
 
     # -- tokens ---------------------------------------------------------------------------------
     def encode(self, text: str, *, special: bool = False) -> list[int]:

@@ -112,6 +112,7 @@ class _Engine:
     model serialises calls with a lock)."""
 
     def __init__(self, path: Path, settings: LlamaCppConfig, threads: int):
+        self.path = path
         L = _llama()
         self.L = L
         _quiet(L)
@@ -302,12 +303,21 @@ class LlamaCppLanguageModel:
 
     def __init__(self, engine: _Engine, *, name: str, top_k: int = 5, batch_rows: bool = False):
         self.engine = engine
+        self._template: tuple[str | None] | None = None
         self.name = name
         self.top_k = top_k
         self.batch_rows = batch_rows
         self.context_length = min(engine.cells, engine.n_ctx_train)
         self.eos_ids = set(engine.eog)
         self.lock = threading.RLock()
+
+    def chat_template(self) -> str | None:
+        """The chat template in the model's GGUF (read once)."""
+        if self._template is None:
+            from gatedrag.lm.chat import gguf_string
+
+            self._template = (gguf_string(self.engine.path, "tokenizer.chat_template"),)
+        return self._template[0]
 
     @property
     def capabilities(self) -> ModelCapabilities:

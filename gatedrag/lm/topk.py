@@ -120,6 +120,11 @@ class TopKLanguageModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
+    def chat_template(self) -> str | None:
+        from gatedrag.lm.chat import template_of
+
+        return template_of(self.inner)
+
     def open_session(self) -> TopKSession:
         return TopKSession(self.inner.open_session(), self.k)
 
