@@ -257,7 +257,7 @@ class GatedRAG:
         needs = set().union(*(s.needs for s in signals))
         if self.config.policy.control_mode == "always":
             needs.add("twin")
-        missing = self.lm.capabilities.missing(frozenset(needs))
+        missing = [n for n in self.lm.capabilities.missing(frozenset(needs)) if n != "logprobs"]  # traced, not refused
         if missing:
             users = sorted({s.name for s in signals if set(s.needs) & set(missing)})
             raise ConfigError(

@@ -13,6 +13,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("the LangChain connector needs langchain-core: pip install 'gatedrag[langchain]'") from err
 
+from .chat_lm import LangChainCompleter, langchain_language_model
 from .chat_model import GatedragChatModel
 from .documents import to_document, to_passage
 from .embeddings import GatedragEmbeddings
@@ -24,8 +25,10 @@ __all__ = [
     "GatedragChatModel",
     "GatedragEmbeddings",
     "GatedragRetriever",
+    "LangChainCompleter",
     "LangChainRetriever",
     "answer_of",
+    "langchain_language_model",
     "to_document",
     "to_passage",
 ]

@@ -25,6 +25,8 @@ from gatedrag.signals.base import Need, QuestionSignal, SentenceContext, Signal
 from gatedrag.signals.registry import build_signal
 from gatedrag.types import Reason, SignalValue, TokenStep
 
+NO_LOGPROBS = "the model returns no token log-probabilities: not computed"
+
 
 class Gate:
     """Computes every configured signal; signals whose rule has ``act=False`` (or that have no
@@ -58,8 +60,16 @@ class Gate:
         return SignalBundle(values=tuple(acting), rungs=tuple(s.rung for s in signals))
 
     def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalBundle:
-        """Every sentence signal on ``tokens``."""
-        return self._bundle(self.signals, [s.evaluate(tokens, context) for s in self.signals])
+        """Every sentence signal on ``tokens``; one that reads log-probabilities the context's model
+        does not return is traced as unavailable (and never fires)."""
+        blind = context is not None and context.model is not None and not context.model.capabilities.logprobs
+        values = [
+            SignalValue(name=s.name, value=0.0, note=NO_LOGPROBS)
+            if blind and "logprobs" in s.needs
+            else s.evaluate(tokens, context)
+            for s in self.signals
+        ]
+        return self._bundle(self.signals, values)
 
     def evaluate_questions(self, questions: Sequence[str]) -> list[SignalBundle]:
         """The question-stage signals (QuCo Stage 1) on each question (empty bundles when none is configured)."""
@@ -110,4 +120,4 @@ class Gate:
         return set()
 
 
-__all__ = ["Gate"]
+__all__ = ["NO_LOGPROBS", "Gate"]

@@ -56,15 +56,19 @@ class ModelCapabilities(BaseModel):
     """Sessions decode no-context twins (:class:`Twin`): knowledge control and the confidence gain."""
     kv_cache: bool = False
     """Rows keep their cache between decoding calls (a continuation costs only its new tokens)."""
+    logprobs: bool = True
+    """Token steps carry the model's log-probabilities and alternatives; ``False`` (a remote model
+    that returns text only): every token-distribution signal is unavailable, traced as such, and
+    the gate acts on the other families."""
 
     def missing(self, needs: frozenset[str]) -> list[str]:
-        """Which of a config's model needs (signal ``needs``: ``attention``, ``twin``) this backend
-        cannot serve; the other needs (corpus, extractor, context) are not the model's.
+        """Which of a config's model needs (signal ``needs``: ``logprobs``, ``attention``, ``twin``)
+        this backend cannot serve; the other needs (corpus, extractor, context) are not the model's.
 
         >>> ModelCapabilities(attention=False, twins=False).missing(frozenset({"attention", "corpus"}))
         ['attention']
         """
-        served = {"attention": self.attention, "twin": self.twins}
+        served = {"attention": self.attention, "twin": self.twins, "logprobs": self.logprobs}
         return sorted(n for n in needs if n in served and not served[n])
 
 

@@ -54,19 +54,22 @@ PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
 def chat_prompt(messages: Sequence[ChatMessage], *, template: str | None, add_generation_prompt: bool = True) -> str:
-    """The prompt ``messages`` make under ``template`` (``None``: the plain format)."""
+    """The prompt ``messages`` make under ``template`` (``None``: the plain format). A last
+    assistant message is continued (its text is the start of the reply: a prefill)."""
     if not messages:
         raise InputError("a chat needs at least one message")
+    prefill = messages[-1].role == "assistant"
     if template is None:
         lines = [f"{PLAIN_ROLES[m.role]}: {m.content}" for m in messages]
-        return "\n".join(lines) + ("\nAssistant:" if add_generation_prompt else "")
+        return "\n".join(lines) + ("\nAssistant:" if add_generation_prompt and not prefill else "")
     from transformers.utils.chat_template_utils import render_jinja_template
 
     try:
         rendered, _ = render_jinja_template(
             conversations=[[m.model_dump() for m in messages]],
             chat_template=template,
-            add_generation_prompt=add_generation_prompt,
+            add_generation_prompt=add_generation_prompt and not prefill,
+            continue_final_message=prefill,
         )
     except Exception as err:  # a template that refuses the conversation (e.g. roles out of order)
         raise InputError(f"the model's chat template refused the messages: {err}") from None

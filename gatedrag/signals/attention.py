@@ -74,7 +74,7 @@ class RINDSignal(SignalBase):
     name: ClassVar[str] = "rind"
     family: ClassVar[Family] = "attention"
     unit: ClassVar[str] = "entropy (nats) x attention share x words"
-    needs: ClassVar[frozenset[Need]] = frozenset({"context", "attention"})
+    needs: ClassVar[frozenset[Need]] = frozenset({"logprobs", "context", "attention"})
 
     def __init__(
         self,

@@ -21,9 +21,10 @@ Rung = Literal["retrieve", "deep_search", "adjust"]
 """What a fired signal asks the policy for: retrieval, deeper search, or knowledge-reliance control."""
 Stage = Literal["question", "sentence"]
 """When a signal is read: on the question before generating, or on every generated sentence."""
-Need = Literal["context", "attention", "corpus", "extractor", "twin"]
-"""What a signal reads beyond a sentence's tokens: the answer so far, the model's attention, a
-corpus-statistics backend, an entity/claim extractor, a no-context twin decoded alongside."""
+Need = Literal["logprobs", "context", "attention", "corpus", "extractor", "twin"]
+"""What a signal reads: the tokens' log-probabilities (every token-distribution signal), the answer
+so far, the model's attention, a corpus-statistics backend, an entity/claim extractor, a
+no-context twin decoded alongside."""
 
 
 @runtime_checkable
@@ -76,8 +77,8 @@ class QuestionSignal(Protocol):
 
 
 class SignalBase:
-    """Defaults for a sentence signal: token family, asks for retrieval, reads only the tokens,
-    masks nothing, formulates no query of its own."""
+    """Defaults for a sentence signal: token family, asks for retrieval, reads only the tokens'
+    log-probabilities, masks nothing, formulates no query of its own."""
 
     name: ClassVar[str]
     family: ClassVar[Family] = "token"
@@ -85,7 +86,7 @@ class SignalBase:
     direction: ClassVar[Literal["higher_is_more_uncertain"]] = "higher_is_more_uncertain"
     rung: ClassVar[Rung] = "retrieve"
     stage: ClassVar[Stage] = "sentence"
-    needs: ClassVar[frozenset[Need]] = frozenset()
+    needs: ClassVar[frozenset[Need]] = frozenset({"logprobs"})
     threshold_param: ClassVar[str] = "threshold"
     act: bool = True
 

@@ -117,3 +117,43 @@ def test_the_qwen_template_wraps_the_turns():
     assert prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     with pytest.raises(InputError):
         chat_prompt([], template=None)
+
+
+def test_a_langchain_chat_model_with_logprobs_is_gateds_language_model(tiny_lm):
+    from gatedrag.config import GateConfig, PipelineConfig, TokenRAGRule
+    from gatedrag.connectors.langchain import langchain_language_model
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.retrieval.bm25 import BM25Retriever
+    from gatedrag.types import Passage
+
+    chat = GatedragChatModel(lm=tiny_lm, top_logprobs=3)
+    lm = langchain_language_model(chat, top_k=3)
+    retriever = BM25Retriever.build([Passage(id=str(i), title=f"T{i}", text=f"alpha beta word{i}") for i in range(3)])
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[TokenRAGRule(threshold=0.0)]),
+        decoding={"max_answer_tokens": 24, "max_sentence_tokens": 8},
+        policy={"max_retrievals": 1},
+    )
+    answer = GatedRAG(lm, retriever, cfg).ask("alpha word1?")
+    signals = [v for s in answer.steps if s.kind == "sentence" for v in s.signals]
+    assert signals and all(v.note is None for v in signals)  # computed from the returned logprobs
+    assert answer.counts.retrievals == 1 and answer.text
+
+
+def test_a_chat_model_without_logprobs_leaves_the_token_signals_unavailable():
+    from langchain_core.language_models import GenericFakeChatModel
+
+    from gatedrag.config import GateConfig, PipelineConfig, TokenRAGRule
+    from gatedrag.connectors.langchain import langchain_language_model
+    from gatedrag.errors import BackendError
+    from gatedrag.gate.evaluator import NO_LOGPROBS
+    from gatedrag.pipeline import GatedRAG
+
+    def fake():
+        return GenericFakeChatModel(messages=iter([AIMessage("Paris is big. So the answer is Paris.")] * 3))
+
+    cfg = PipelineConfig(gate=GateConfig(rules=[TokenRAGRule(threshold=0.0)]))
+    answer = GatedRAG(langchain_language_model(fake(), logprobs=False), None, cfg).ask("Where?")
+    assert answer.answer == "Paris" and {v.note for s in answer.steps for v in s.signals} == {NO_LOGPROBS}
+    with pytest.raises(BackendError, match="declares them"):
+        GatedRAG(langchain_language_model(fake()), None, cfg).ask("Where?")
