@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gatedrag.errors import ConfigError
@@ -71,16 +80,37 @@ class LlamaCppConfig(_Config):
         return self
 
 
+class OpenAIConfig(_Config):
+    """An OpenAI-compatible completion server (``model.backend: openai``): vLLM, llama.cpp's server,
+    ``gatedrag serve``. ``model.name`` is the model the server serves."""
+
+    base_url: str | None = None
+    """e.g. ``http://127.0.0.1:8000/v1``; ``None``: ``$OPENAI_BASE_URL``."""
+    api_key: SecretStr | None = None
+    """The key; ``None``: read from ``$<api_key_env>`` (never logged, never written to a trace)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    """Per request; a request that times out is retried, then the answer is degraded and labelled."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries with exponential backoff (the ``openai`` client's) before a request fails."""
+    logprobs: bool = True
+    """The server returns token log-probabilities (``False``: token signals are unavailable)."""
+    context_length: int = Field(default=8192, ge=256)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Requests in flight at once (one a row being decoded)."""
+
+
 class ModelConfig(_Config):
     """Which language model to load and how."""
 
-    backend: Literal["auto", "hf", "llamacpp", "topk"] = "auto"
+    backend: Literal["auto", "hf", "llamacpp", "topk", "openai"] = "auto"
     """``hf``: the model through transformers, with its full distributions, attention and twins;
     ``llamacpp``: the packaged GGUF run as shipped by llama.cpp (``pip install 'gatedrag[llamacpp]'``;
     full distributions and KV caches, no attention, no twins; several times faster and ~2 GiB on a
     CPU without native bf16); ``topk``: the model seen only through its ``top_k``
     log-probabilities, as an OpenAI-compatible server returns them (entropy estimated from the
-    top-k, no attention, no twins); ``auto``: ``llamacpp`` where it is installed, the CPU lacks
+    top-k, no attention, no twins); ``openai``: a model behind an OpenAI-compatible completion
+    server (``model.openai``; top-k log-probabilities only, no attention, no twins); ``auto``: ``llamacpp`` where it is installed, the CPU lacks
     native bf16 and the config reads nothing it cannot serve, else ``hf``
     (:func:`gatedrag.factory.resolve_backend` says which and why)."""
     name: str = DEFAULT_MODEL
@@ -106,6 +136,8 @@ class ModelConfig(_Config):
     ``~/.cache/gatedrag``)."""
     llamacpp: LlamaCppConfig = Field(default_factory=LlamaCppConfig)
     """Settings of the llama.cpp backend (ignored by the others)."""
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    """The server of ``backend: openai`` (ignored by the others)."""
 
 
 class DenseConfig(_Config):

@@ -64,6 +64,7 @@ BACKEND_CAPABILITIES: dict[str, ModelCapabilities] = {
     "hf": ModelCapabilities(full_entropy=True, attention=True, twins=True, kv_cache=True),
     "llamacpp": ModelCapabilities(full_entropy=True, attention=False, twins=False, kv_cache=True),
     "topk": ModelCapabilities(full_entropy=False, attention=False, twins=False, kv_cache=True),
+    "openai": ModelCapabilities(full_entropy=False, attention=False, twins=False, kv_cache=False),
 }
 """What each backend serves, known before anything is loaded (the loaded model declares the same)."""
 
@@ -75,7 +76,7 @@ class BackendChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["hf", "llamacpp", "topk"]
+    backend: Literal["hf", "llamacpp", "topk", "openai"]
     reason: str
 
 
@@ -133,6 +134,10 @@ def resolve_backend(config: PipelineConfig, *, also: Sequence[PipelineConfig] = 
             raise ConfigError(
                 f"model.backend {model.backend} cannot serve {what}, which the gate's signals need: use model.backend: hf"
             )
+        if model.backend == "openai" and model.top_k > 20:
+            raise ConfigError(
+                "model.backend openai: OpenAI-compatible servers return at most 20 alternatives (model.top_k)"
+            )
         if model.backend == "llamacpp" and not _gguf_model(model.name):
             raise ConfigError(
                 f"model.backend llamacpp reads GGUF files: {model.name!r} is neither a packaged model nor a .gguf file"
@@ -170,6 +175,10 @@ def build_model(config: ModelConfig, *, progress: Progress = None) -> LanguageMo
         config = config.model_copy(update={"backend": choice.backend})
     if progress:
         progress(f"loading model {config.name} ({config.backend})")
+    if config.backend == "openai":
+        from gatedrag.lm.openai_compat import load_openai_model
+
+        return load_openai_model(config)
     if config.backend == "llamacpp":
         from gatedrag.lm.llamacpp import LlamaCppLanguageModel
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from gatedrag.config import GateConfig, PipelineConfig
-from gatedrag.errors import ConfigError, ContextLengthError, InputError
+from gatedrag.errors import BackendError, ConfigError, ContextLengthError, InputError
 from gatedrag.events import (
     Answer,
     CandidatesScored,
@@ -390,14 +390,20 @@ class GatedRAG:
         for key, row in rows.items():
             self._start(session, key, row, initial=True)
         while active := [k for k, r in rows.items() if r.phase is not Phase.FINISHED]:
-            outcomes = session.decode(
-                active,
-                on_sentence=lambda key, sentence: self._on_sentence(rows[key], sentence),
-                budgets={k: max(1, gen.max_answer_tokens - len(rows[k].accepted_ids)) for k in active},
-                max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
-                stop_strings=gen.stop_strings,
-                split_sentences=gen.segment_tokens is None,
-            )
+            try:
+                outcomes = session.decode(
+                    active,
+                    on_sentence=lambda key, sentence: self._on_sentence(rows[key], sentence),
+                    budgets={k: max(1, gen.max_answer_tokens - len(rows[k].accepted_ids)) for k in active},
+                    max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
+                    stop_strings=gen.stop_strings,
+                    split_sentences=gen.segment_tokens is None,
+                )
+            except BackendError as err:  # a remote model failed: each answer ends with what it has, labelled
+                for key in active:
+                    rows[key].emit(Degraded, what="model", error=f"the model failed: {err}")
+                    self._finish(session, key, rows[key], "eos")
+                continue
             due: list[tuple[_Row, AnswerFinish | None]] = []
             for key in active:
                 row, out = rows[key], outcomes[key]

@@ -38,7 +38,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from gatedrag.config import ModelConfig
 from gatedrag.errors import InputError
 from gatedrag.lm.base import LanguageModel
-from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, complete, gap, template_of
+from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, complete, gap, openai_logprob, template_of
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import Sentence, TokenStep
 
@@ -51,17 +51,6 @@ def _model_lock(lm: LanguageModel) -> threading.Lock:
     """One call at a time on a model (it decodes one session at a time)."""
     with _LOADING:
         return _LOCKS.setdefault(id(lm), threading.Lock())
-
-
-def logprob_entry(step: TokenStep, top: int) -> dict[str, Any]:
-    """One token as OpenAI's ``logprobs.content`` lists it."""
-
-    def one(text: str, logprob: float) -> dict[str, Any]:
-        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
-
-    entry = one(step.text, step.logprob)
-    entry["top_logprobs"] = [one(a.text, a.logprob) for a in step.top[:top]]
-    return entry
 
 
 def _messages(messages: list[BaseMessage]) -> list[ChatMessage]:
@@ -188,7 +177,7 @@ class GatedragChatModel(BaseChatModel):
 
     def _metadata(self, tokens: list[TokenStep], s: dict[str, Any]) -> dict[str, Any]:
         top = min(int(s["top_logprobs"]), self.language_model.capabilities.top_k)
-        return {"logprobs": {"content": [logprob_entry(t, top) for t in tokens]}} if s["logprobs"] else {}
+        return {"logprobs": {"content": [openai_logprob(t, top) for t in tokens]}} if s["logprobs"] else {}
 
     def _usage(self, c: Completion) -> UsageMetadata:
         n = len(c.tokens)
@@ -276,4 +265,4 @@ def mean_probability(message: AIMessage) -> float | None:
     return math.exp(sum(e["logprob"] for e in content) / len(content))
 
 
-__all__ = ["GatedragChatModel", "logprob_entry", "mean_probability"]
+__all__ = ["GatedragChatModel", "mean_probability"]

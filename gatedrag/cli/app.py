@@ -71,6 +71,49 @@ def _steps_table(answer: Answer) -> Table:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[
+        str | None, typer.Option(help="Model name, .gguf file or directory (default: the config's).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or TOML config file (its model section is used).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Model backend: auto, hf or llamacpp.")] = None,
+    max_batch: Annotated[int, typer.Option(help="Requests decoded together.", min=1)] = 8,
+    max_tokens: Annotated[int, typer.Option(help="The most new tokens a request may ask for.", min=1)] = 1024,
+) -> None:
+    """Serve the local model as an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
+    from gatedrag.config import PipelineConfig, load_config
+    from gatedrag.errors import ConfigError
+
+    with _user_errors():
+        cfg = load_config(config) if config else PipelineConfig()
+        update: dict[str, str] = {}
+        if model is not None:
+            update["name"] = model
+        if backend is not None:
+            update["backend"] = backend
+        mc = cfg.model.model_validate(cfg.model.model_dump() | update)
+        if mc.backend in ("openai", "topk"):
+            raise ConfigError(f"gatedrag serve runs a local model: model.backend {mc.backend} cannot be served")
+        try:
+            import uvicorn
+
+            from gatedrag.serve.app import ServeLimits, create_app
+        except ImportError:
+            raise ConfigError("gatedrag serve needs its extra: pip install 'gatedrag[serve]'") from None
+        _quiet_libraries()
+        from gatedrag.factory import build_model
+
+        with err_console.status("Loading the model…") as status:
+            lm = build_model(mc, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
+        limits = ServeLimits(max_batch=max_batch, max_tokens=max_tokens)
+        app_ = create_app(lm, model_name=mc.name, limits=limits)
+    err_console.print(f"Serving {mc.name} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     corpus: Annotated[
@@ -79,7 +122,7 @@ def ask(
     config: Annotated[Path | None, typer.Option(help="YAML or TOML config file.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer and its trace as JSON.")] = False,
     backend: Annotated[
-        str | None, typer.Option(help="Model backend: auto, hf, llamacpp or topk (overrides the config).")
+        str | None, typer.Option(help="Model backend: auto, hf, llamacpp, topk or openai (overrides the config).")
     ] = None,
 ) -> None:
     """Answer QUESTION, retrieving only for the sentences the model is unsure of."""

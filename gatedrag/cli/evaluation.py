@@ -18,7 +18,7 @@ from gatedrag.cli.common import console, err_console, quiet_libraries, user_erro
 DATA_HELP = "Benchmark data directory (the layout of ../shared/data)."
 
 
-BACKEND_HELP = "Model backend: auto, hf, llamacpp or topk (overrides the config's model.backend)."
+BACKEND_HELP = "Model backend: auto, hf, llamacpp, topk or openai (overrides the config's model.backend)."
 
 
 def _base_config(

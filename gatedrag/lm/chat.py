@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,6 +81,16 @@ def template_of(lm: LanguageModel) -> str | None:
     return lm.chat_template() if isinstance(lm, ChatTemplated) else None
 
 
+def openai_logprob(step: TokenStep, top: int) -> dict[str, Any]:
+    """One generated token as OpenAI's chat ``logprobs.content`` lists it: ``token``, ``logprob``
+    (natural log), ``bytes`` (UTF-8) and its ``top`` most likely alternatives, each likewise."""
+
+    def one(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    return {**one(step.text, step.logprob), "top_logprobs": [one(a.text, a.logprob) for a in step.top[:top]]}
+
+
 # -- GGUF metadata: read the header's key-value pairs only (the tensors are never touched) ----------
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -123,6 +133,10 @@ def gguf_string(path: Path, key: str) -> str | None:
 
 
 # -- completions ------------------------------------------------------------------------------------
+SEGMENT_TOKENS = 32
+"""The longest piece a completion streams when its text reaches no sentence end."""
+
+
 class Completion(BaseModel):
     """What the model wrote after one prompt: its text, its token steps, why it stopped
     (``stop``: end of text or a stop string; ``length``: ``max_tokens`` spent) and the prompt's
@@ -139,18 +153,20 @@ def complete(
     lm: LanguageModel,
     prompts: Sequence[str],
     *,
-    max_tokens: int,
+    max_tokens: int | Sequence[int],
     stop: Sequence[str] = (),
     sampling: Sampling | None = None,
     on_segment: Callable[[int, Sentence], None] | None = None,
 ) -> list[Completion]:
     """Decode ``prompts`` together, greedy (or sampled with ``sampling``), each up to ``max_tokens``
-    new tokens or a ``stop`` string (cut before it). ``on_segment(i, piece)`` is told each piece of
-    prompt ``i``'s text as it is written (sentences, or ``max_tokens`` tokens at most)."""
+    new tokens (one number, or one a prompt) or a ``stop`` string (cut before it). ``on_segment(i,
+    piece)`` is told each piece of prompt ``i``'s text as it is written (sentences, or ``max_tokens``
+    tokens at most)."""
     if isinstance(prompts, str):
         raise InputError("complete() takes a list of prompts")
-    if max_tokens < 1:
-        raise InputError(f"max_tokens must be at least 1, got {max_tokens}")
+    budgets = [max_tokens] * len(prompts) if isinstance(max_tokens, int) else list(max_tokens)
+    if len(budgets) != len(prompts) or any(not isinstance(b, int) or b < 1 for b in budgets):
+        raise InputError(f"max_tokens must be at least 1 for every prompt, got {max_tokens}")
     session = lm.open_session()
     keys: list[Hashable] = list(range(len(prompts)))
     prompt_tokens = {k: session.start(k, p) for k, p in zip(keys, prompts)}
@@ -164,8 +180,8 @@ def complete(
         outcomes = session.decode(
             keys,
             on_sentence=hook,
-            budgets=dict.fromkeys(keys, max_tokens),
-            max_sentence_tokens=max_tokens,
+            budgets=dict(zip(keys, budgets)),
+            max_sentence_tokens=SEGMENT_TOKENS,
             stop_strings=tuple(s for s in stop if s),
             regroup=False,
             sampling=sampling,
@@ -204,4 +220,14 @@ def _text(pieces: Sequence[Sentence]) -> str:
     return "".join(gap(pieces[i - 1] if i else None, p) + p.text for i, p in enumerate(pieces))
 
 
-__all__ = ["ChatMessage", "ChatTemplated", "Completion", "chat_prompt", "complete", "gap", "gguf_string", "template_of"]
+__all__ = [
+    "SEGMENT_TOKENS",
+    "ChatMessage",
+    "ChatTemplated",
+    "Completion",
+    "chat_prompt",
+    "complete",
+    "gap",
+    "gguf_string",
+    "template_of",
+]

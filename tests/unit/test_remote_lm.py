@@ -119,3 +119,21 @@ def test_the_pipeline_retrieves_on_remote_token_signals():
 
 def test_word_pieces_keep_the_whitespace():
     assert "".join(t.text for t in word_pieces("a  b\nc ")) == "a  b\nc "
+
+
+class Failing(Scripted):
+    def __init__(self, after: int):
+        super().__init__(per_call=4)
+        self.after = after
+
+    def complete(self, requests):
+        if len(self.requests) >= self.after:
+            raise BackendError("server unreachable after 3 retries")
+        return super().complete(requests)
+
+
+def test_a_failing_server_ends_the_answer_with_what_it_has_labelled():
+    answer = GatedRAG(RemoteLanguageModel(Failing(after=2)), None).ask("Where is Paris?")
+    assert answer.degraded and answer.text == "Paris is big."
+    assert any("server unreachable" in (s.error or "") for s in answer.steps)
+    assert [e.type for e in answer.events][-2:] == ["degraded", "finished"]
