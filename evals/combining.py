@@ -17,16 +17,17 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from gatedrag.config import PipelineConfig, SelectConfig
 from gatedrag.errors import ConfigError
 from gatedrag.gate.combiner import Calibration, Combiner
-from gatedrag.gate.select import candidate_features
+from gatedrag.gate.select import ScoredCandidate, candidate_features, choose
 
 from .calibration import auroc, ece
 from .datasets import DEFAULT_DATA_DIR, dataset_spec
@@ -179,4 +180,78 @@ def tune_combiner(
     return combiner, combiner.save(out / "combiner.json")
 
 
-__all__ = ["candidate_table", "fit_combiner", "tune_combiner"]
+class SelectionReport(BaseModel):
+    """How well answer selection chose on records of runs with ``policy.select`` (questions not used
+    for fitting): EM of the last candidate (the answer without selection), of the candidate each
+    scorer prefers and of the best candidate (the oracle); AUROC of 1 - the chosen candidate's score
+    for a wrong answer; ECE of that score as the confidence shown."""
+
+    model_config = ConfigDict(extra="forbid")
+    questions: int
+    with_candidates: int
+    em_last: float
+    em_recorded: float
+    em_oracle: float
+    em_by: dict[str, float]
+    auroc_wrong_by: dict[str, float | None]
+    ece_by: dict[str, float | None]
+
+
+def selection_report(
+    records: Sequence[QuestionRecord], combiners: Mapping[str, Combiner] | None = None
+) -> SelectionReport:
+    """Score the recorded candidates again with each of ``combiners`` (and by P(True), as recorded)
+    and say what each choice would have answered (see :class:`SelectionReport`)."""
+    scorers: dict[str, Callable[[dict[str, float], ScoredCandidate], float]] = {
+        "p_true": lambda f, c: c.p_true if c.p_true is not None else c.confidence,
+    }
+    for name, comb in (combiners or {}).items():
+        scorers[name] = lambda f, c, comb=comb: comb.probability(f)
+    em: dict[str, list[float]] = {k: [] for k in scorers}
+    conf: dict[str, list[float]] = {k: [] for k in scorers}
+    last, oracle, with_c = [], [], 0
+    for r in records:
+        if not r.candidates:
+            for k in scorers:
+                em[k].append(r.em)
+                conf[k].append(r.confidence)
+            last.append(r.em)
+            oracle.append(r.em)
+            continue
+        with_c += 1
+        right = [score(c.answer, r.answers, r.metric)["em"] for c in r.candidates]
+        feats = [
+            candidate_features(
+                c,
+                p_true=c.p_true,
+                agreement=c.agreement,
+                agreement_soft=c.agreement_soft,
+                sample_agreement=c.sample_agreement,
+                sample_agreement_soft=c.sample_agreement_soft,
+            )
+            for c in r.candidates
+        ]
+        for k, fn in scorers.items():
+            scores = [fn(f, c) for f, c in zip(feats, r.candidates)]
+            best = choose(scores)
+            em[k].append(right[best])
+            conf[k].append(float(scores[best]))
+        last.append(right[-1])
+        oracle.append(max(right))
+    n = len(records)
+    return SelectionReport(
+        questions=n,
+        with_candidates=with_c,
+        em_last=round(sum(last) / n, 3),
+        em_recorded=round(sum(r.em for r in records) / n, 3),
+        em_oracle=round(sum(oracle) / n, 3),
+        em_by={k: round(sum(v) / n, 3) for k, v in em.items()},
+        auroc_wrong_by={
+            k: None if (a := auroc([1 - c for c in conf[k]], [e < 1 for e in em[k]])) is None else round(a, 3)
+            for k in scorers
+        },
+        ece_by={k: None if (e := ece(conf[k], [x >= 1 for x in em[k]])) is None else round(e, 3) for k in scorers},
+    )
+
+
+__all__ = ["SelectionReport", "candidate_table", "fit_combiner", "selection_report", "tune_combiner"]

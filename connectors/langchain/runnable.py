@@ -220,6 +220,13 @@ def answer_of(message: BaseMessage) -> Answer:
 
 
 # -- what a run reports ----------------------------------------------------------------------------
+def _found(event: Retrieved) -> tuple[RetrievalError | None, list[Document]]:
+    """How a retrieval's child run ends: with its error (nothing found) or its documents."""
+    if event.error and not event.passages:
+        return RetrievalError(event.error), []
+    return None, [to_document(p) for p in event.passages]
+
+
 class _Reporter:
     """Reports one answer's events to its run: a custom event each, a retriever run a retrieval."""
 
@@ -237,10 +244,11 @@ class _Reporter:
             )
         elif isinstance(event, Retrieved) and self.open is not None:
             run, self.open = self.open, None
-            if event.error and not event.passages:
-                run.on_retriever_error(RetrievalError(event.error))
+            failed, docs = _found(event)
+            if failed is not None:
+                run.on_retriever_error(failed)
             else:
-                run.on_retriever_end([to_document(p) for p in event.passages])
+                run.on_retriever_end(docs)
 
 
 class _AsyncReporter:
@@ -260,10 +268,11 @@ class _AsyncReporter:
             )
         elif isinstance(event, Retrieved) and self.open is not None:
             run, self.open = self.open, None
-            if event.error and not event.passages:
-                await run.on_retriever_error(RetrievalError(event.error))
+            failed, docs = _found(event)
+            if failed is not None:
+                await run.on_retriever_error(failed)
             else:
-                await run.on_retriever_end([to_document(p) for p in event.passages])
+                await run.on_retriever_end(docs)
 
 
 def _aggregate(chunks: Sequence[Any]) -> Any:
@@ -436,7 +445,8 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
-        return (await self._aanswer([parse_input(value)], [_AsyncReporter(run_manager, config, "")]))[0]
+        parsed = parse_input(value)
+        return (await self._aanswer([parsed], [_AsyncReporter(run_manager, config, self._retriever_name)]))[0]
 
     async def abatch(
         self,
@@ -465,7 +475,7 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
                 out.append(err)
                 continue
             out.append(_PENDING)  # type: ignore[arg-type]
-            reporters.append(_AsyncReporter(run_managers[i], configs[i], ""))
+            reporters.append(_AsyncReporter(run_managers[i], configs[i], self._retriever_name))
             where.append(i)
         limit = configs[0].get("max_concurrency") or len(inputs)
         for lo in range(0, len(parsed), limit):
@@ -481,8 +491,6 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
         """Answer ``parsed`` together in a worker thread; their events are reported on the event
         loop as they are emitted."""
         rag = self.rag
-        for r in reporters:
-            r.retriever = self._retriever_name
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue()
 

@@ -54,6 +54,8 @@ class ServeLimits(BaseModel):
     """``max_tokens`` of a chat request that gives none (the completions API's default is 16)."""
     max_batch: int = Field(default=8, ge=1, le=256)
     max_pending: int = Field(default=64, ge=1)
+    batch_window_s: float = Field(default=0.05, ge=0.0, le=5.0)
+    """How long the first waiting request waits for others to be decoded with it."""
     timeout_s: float = Field(default=600.0, gt=0)
     """A request still unanswered after this long fails (504)."""
 
@@ -121,7 +123,9 @@ def create_app(
 ) -> FastAPI:
     """The OpenAI-compatible API over ``lm`` (see the module doc)."""
     limits = limits or ServeLimits()
-    engine = engine or Engine(lm, max_batch=limits.max_batch, max_pending=limits.max_pending)
+    engine = engine or Engine(
+        lm, max_batch=limits.max_batch, max_pending=limits.max_pending, batch_window_s=limits.batch_window_s
+    )
     created = int(time.time())
     top_limit = lm.capabilities.top_k
     app = FastAPI(title="gatedrag", version="0.1.0")
@@ -224,6 +228,7 @@ def create_app(
         async def events() -> AsyncIterator[dict[str, str]]:
             task = asyncio.ensure_future(run(job))
             previous: Sentence | None = None
+            getter: asyncio.Future[Sentence] | None = None
             try:
                 for first in chunk(None, None):
                     yield {"data": json.dumps(first)}
@@ -263,7 +268,9 @@ def create_app(
                 for out in final(c, include_usage):
                     yield {"data": json.dumps(out)}
                 yield {"data": "[DONE]"}
-            finally:
+            finally:  # the client may have gone: nothing is left waiting
+                if getter is not None and not getter.done():
+                    getter.cancel()
                 if not task.done():
                     task.cancel()
 

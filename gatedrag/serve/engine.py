@@ -1,7 +1,8 @@
 """One model, many requests: a worker thread that batches waiting completions onto the model.
 
 Greedy requests with the same stop strings are decoded together (up to ``max_batch`` rows, each
-with its own token budget); a sampled request runs alone, so that its ``seed`` gives the same text
+with its own token budget; the worker waits ``batch_window_s`` after the first request for others
+to join, so that clients arriving together are decoded together); a sampled request runs alone, so that its ``seed`` gives the same text
 however busy the server is. The queue is bounded: a request beyond ``max_pending`` is refused at
 once (:class:`EngineBusy`), never left waiting.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,9 +51,10 @@ class Job:
 class Engine:
     """Decodes submitted jobs on ``lm`` in a worker thread (see the module doc)."""
 
-    def __init__(self, lm: LanguageModel, *, max_batch: int = 8, max_pending: int = 64):
+    def __init__(self, lm: LanguageModel, *, max_batch: int = 8, max_pending: int = 64, batch_window_s: float = 0.05):
         self.lm = lm
         self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
         self._held: list[Job] = []  # taken from the queue, not batchable with the last batch
         self.batches: list[int] = []
@@ -77,9 +80,10 @@ class Engine:
         batch = [first]
         if first.sampling is not None:
             return batch
+        deadline = time.monotonic() + self.batch_window_s
         while len(batch) < self.max_batch:
             try:
-                job = self._queue.get_nowait()
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if job is None:

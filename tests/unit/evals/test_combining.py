@@ -79,3 +79,16 @@ def test_platt_calibration_and_too_little_data():
     assert fit_combiner(records(40), calibration="platt").calibration.kind == "platt"
     with pytest.raises(ConfigError, match="at least 20"):
         fit_combiner(records(5))
+
+
+def test_the_selection_report_rescores_recorded_candidates():
+    from gatedrag.evals.combining import selection_report
+
+    recs = records(60, seed=3)
+    report = selection_report(recs, {"fitted": fit_combiner(records(80))})
+    # the right answer is always one of the two: the oracle is perfect, the last candidate is "wrong<i>"
+    assert report.em_oracle == 1.0 and report.em_last == 0.0 and report.with_candidates == 60
+    assert report.em_by["p_true"] > 0.8 and report.em_by["fitted"] >= report.em_by["p_true"] - 0.05
+    assert set(report.auroc_wrong_by) == {"p_true", "fitted"} and report.ece_by["fitted"] is not None
+    empty = QuestionRecord(id="x", dataset="d", method="m", question="?", answers=["a"], prediction="a", em=1.0, f1=1.0)
+    assert selection_report([empty]).em_by["p_true"] == 1.0  # no candidates: the record's own answer

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.enable_socket
 
 @contextlib.contextmanager
 def running(app):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -216,6 +218,25 @@ def test_a_failing_server_degrades_the_answer():
         )
         answer = GatedRAG(lm, None).ask("Where is Paris?")
     assert answer.degraded and answer.text == "" and any("failed" in (s.error or "") for s in answer.steps)
+
+
+def test_a_server_that_times_out_degrades_the_answer_without_hanging():
+    slow = FastAPI()
+
+    @slow.post("/v1/completions")
+    async def never():
+        import asyncio
+
+        await asyncio.sleep(30)
+
+    with running(slow) as url:
+        lm = load_openai_model(
+            ModelConfig(backend="openai", name="m", openai=OpenAIConfig(base_url=url, max_retries=1, timeout_s=0.3))
+        )
+        t = time.perf_counter()
+        answer = GatedRAG(lm, None).ask("Where is Paris?")
+        took = time.perf_counter() - t
+    assert answer.degraded and "Timeout" in " ".join(s.error or "" for s in answer.steps) and took < 10
 
 
 @pytest.fixture(scope="module")
