@@ -38,7 +38,16 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from gatedrag.config import ModelConfig
 from gatedrag.errors import InputError
 from gatedrag.lm.base import LanguageModel
-from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, complete, gap, openai_logprob, template_of
+from gatedrag.lm.chat import (
+    ChatMessage,
+    Completion,
+    chat_prompt,
+    chat_stops,
+    complete,
+    gap,
+    openai_logprob,
+    template_of,
+)
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import Sentence, TokenStep
 
@@ -158,6 +167,7 @@ class GatedragChatModel(BaseChatModel):
             "top_logprobs": kwargs.get("top_logprobs", self.top_logprobs),
             "stop": list(stop if stop is not None else self.stop or []),
         }
+        s["stop"] += [x for x in chat_stops(template_of(self.language_model)) if x not in s["stop"]]
         if not isinstance(s["max_tokens"], int) or s["max_tokens"] < 1:
             raise InputError(f"max_tokens must be a positive integer, got {s['max_tokens']!r}")
         if not 0 <= int(s["top_logprobs"]) <= 20:

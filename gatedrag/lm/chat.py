@@ -51,6 +51,14 @@ class ChatTemplated(Protocol):
 
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+PLAIN_STOPS = ("\nUser:", "\nSystem:")
+"""Where a reply in the plain format ends (the model would go on to write the next turn)."""
+
+
+def chat_stops(template: str | None) -> tuple[str, ...]:
+    """Stop strings a reply needs under ``template`` (the plain format's turn markers; a template's
+    own end-of-turn token ends the text by itself)."""
+    return PLAIN_STOPS if template is None else ()
 
 
 def chat_prompt(messages: Sequence[ChatMessage], *, template: str | None, add_generation_prompt: bool = True) -> str:

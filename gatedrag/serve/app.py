@@ -35,7 +35,7 @@ from sse_starlette import EventSourceResponse
 
 from gatedrag.errors import InputError
 from gatedrag.lm.base import LanguageModel
-from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, gap, openai_logprob, template_of
+from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, chat_stops, gap, openai_logprob, template_of
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import Sentence, TokenStep
 
@@ -289,7 +289,8 @@ def create_app(
         max_tokens = req.max_completion_tokens or req.max_tokens or min(limits.default_chat_tokens, limits.max_tokens)
         check(req, prompt, max_tokens)
         top = min(req.top_logprobs or 0, top_limit)
-        job = Job(prompt=prompt, max_tokens=max_tokens, stop=req.stops, sampling=sampling(req))
+        stops = tuple(dict.fromkeys(req.stops + chat_stops(template_of(lm))))
+        job = Job(prompt=prompt, max_tokens=max_tokens, stop=stops, sampling=sampling(req))
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def base(**choice: Any) -> dict[str, Any]:
