@@ -185,3 +185,13 @@ def test_a_runnable_upstream_feeds_the_question():
     runnable, _ = gated()
     chain = RunnableLambda(lambda d: d["q"]) | runnable
     assert chain.invoke({"q": "Capital of France?"}).response_metadata["answer"] == "Paris"
+
+
+def test_the_runnable_config_is_a_serialisable_gatedrag_config():
+    cfg = PipelineConfig(gate=GateConfig(rules=[TokenRAGRule(threshold=0.3)]))
+    runnable = GatedRAGRunnable(pipeline=cfg)
+    data = runnable.model_dump(mode="json")
+    again = GatedRAGRunnable.model_validate(data)
+    assert again.pipeline == cfg and again._rag is None  # the pipeline is built on first use, not before
+    with pytest.raises(InputError):
+        GatedRAGRunnable.from_rag("not a pipeline")  # type: ignore[arg-type]
