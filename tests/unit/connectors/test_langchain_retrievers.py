@@ -52,6 +52,16 @@ class TestGatedragRetrieverStandard(RetrieversIntegrationTests):
         return "Who founded the record label of the singer?"
 
 
+class TestGatedragHybridRetrieverStandard(TestGatedragRetrieverStandard):
+    """The same suite on hybrid retrieval (BM25 + MiniLM dense, fused), the dense index built once."""
+
+    @pytest.fixture(autouse=True)
+    def _corpus(self, musique_retrieval):
+        pytest.importorskip("faiss")
+        pytest.importorskip("sentence_transformers")
+        self._retrieval = musique_retrieval.model_copy(update={"backend": "hybrid"})
+
+
 def test_documents_carry_the_passage_fields(musique_retrieval):
     r = GatedragRetriever(retrieval=musique_retrieval, k=3)
     direct = r.retriever.retrieve(["Green Party"], 3)[0]
