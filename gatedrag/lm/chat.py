@@ -165,11 +165,13 @@ def complete(
     stop: Sequence[str] = (),
     sampling: Sampling | None = None,
     on_segment: Callable[[int, Sentence], None] | None = None,
+    stopped: Callable[[int], bool] | None = None,
 ) -> list[Completion]:
     """Decode ``prompts`` together, greedy (or sampled with ``sampling``), each up to ``max_tokens``
     new tokens (one number, or one a prompt) or a ``stop`` string (cut before it). ``on_segment(i,
     piece)`` is told each piece of prompt ``i``'s text as it is written (sentences, or ``max_tokens``
-    tokens at most)."""
+    tokens at most); a prompt for which ``stopped(i)`` turns true ends at its next piece (its
+    client went away; the other rows go on)."""
     if isinstance(prompts, str):
         raise InputError("complete() takes a list of prompts")
     budgets = [max_tokens] * len(prompts) if isinstance(max_tokens, int) else list(max_tokens)
@@ -179,10 +181,10 @@ def complete(
     keys: list[Hashable] = list(range(len(prompts)))
     prompt_tokens = {k: session.start(k, p) for k, p in zip(keys, prompts)}
 
-    def hook(key: Hashable, piece: Sentence) -> Literal["continue"]:
+    def hook(key: Hashable, piece: Sentence) -> Literal["continue", "done"]:
         if on_segment is not None:
             on_segment(int(key), piece)  # type: ignore[call-overload]
-        return "continue"
+        return "done" if stopped is not None and stopped(int(key)) else "continue"  # type: ignore[call-overload]
 
     try:
         outcomes = session.decode(

@@ -268,7 +268,8 @@ def create_app(
                 for out in final(c, include_usage):
                     yield {"data": json.dumps(out)}
                 yield {"data": "[DONE]"}
-            finally:  # the client may have gone: nothing is left waiting
+            finally:  # the client may have gone: nothing is left waiting, the row stops decoding
+                job.abandoned.set()
                 if getter is not None and not getter.done():
                     getter.cancel()
                 if not task.done():

@@ -46,6 +46,8 @@ class Job:
     sampling: Sampling | None = None
     on_piece: Callable[[Sentence], None] | None = None
     future: concurrent.futures.Future[Completion] = field(default_factory=concurrent.futures.Future)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    """Set when nobody waits for the rest (a streaming client left): the row ends at its next piece."""
 
 
 class Engine:
@@ -114,6 +116,7 @@ class Engine:
                     stop=batch[0].stop,
                     sampling=batch[0].sampling,
                     on_segment=piece,
+                    stopped=lambda i, batch=batch: batch[i].abandoned.is_set(),
                 )
             except Exception as err:  # the request fails, the server goes on
                 for j in batch:

@@ -283,3 +283,19 @@ def test_the_same_question_in_process_and_through_the_server(gemma_f32):
     assert remote.text == local.text and remote.answer == local.answer
     decisions = lambda a: [(s.text, s.decision.action if s.decision else None) for s in a.steps if s.kind == "sentence"]  # noqa: E731
     assert decisions(remote) == decisions(local) and remote.counts.retrievals == local.counts.retrievals
+
+
+def test_an_abandoned_row_stops_decoding_and_the_others_go_on():
+    from helpers.scripted import ScriptedLM
+
+    from gatedrag.serve.engine import Engine, Job
+
+    lm = ScriptedLM([("One.", 0.9), ("Two.", 0.9), ("Three.", 0.9)], [])
+    engine = Engine(lm, batch_window_s=0.2)
+    left = Job(prompt="a", max_tokens=50)
+    left.on_piece = lambda piece: left.abandoned.set()  # the client leaves after the first piece
+    stayed = Job(prompt="b", max_tokens=50)
+    futures = [engine.submit(left), engine.submit(stayed)]
+    gone, kept = (f.result(timeout=10) for f in futures)
+    engine.close()
+    assert gone.text == "One." and kept.text.count(".") == 3 and engine.batches == [2]  # scripted tokens: no spaces
