@@ -108,7 +108,21 @@ def fit_combiner(
         logit = np.log(np.clip(oof, 1e-9, 1 - 1e-9) / np.clip(1 - oof, 1e-9, 1))
         platt = LogisticRegression(max_iter=1000).fit(logit.reshape(-1, 1), y)
         cal = Calibration(kind="platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]))
-    calibrated_oof = [cal(float(p)) for p in oof]
+    # the ECE reported is out of fold for the calibration map too (a map scored on the points it
+    # was fitted on, isotonic above all, looks perfectly calibrated)
+    calibrated_oof = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=k).split(z, y, groups):
+        if y[train].all() or not y[train].any():
+            calibrated_oof[test] = y[train].mean()
+        elif calibration == "isotonic":
+            fold = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+                oof[train], y[train].astype(float)
+            )
+            calibrated_oof[test] = fold.predict(oof[test])
+        else:
+            lt = np.log(np.clip(oof, 1e-9, 1 - 1e-9) / np.clip(1 - oof, 1e-9, 1))
+            fold_platt = LogisticRegression(max_iter=1000).fit(lt[train].reshape(-1, 1), y[train])
+            calibrated_oof[test] = fold_platt.predict_proba(lt[test].reshape(-1, 1))[:, 1]
     single = {}
     for j, name in enumerate(names):
         col = np.where(np.isnan(x[:, j]), mean[j], x[:, j])
@@ -130,7 +144,7 @@ def fit_combiner(
             "datasets": sorted({g.split("/")[0] for g in groups}),
             "folds": k,
             "auroc_wrong_oof": None if wrong_auroc is None else round(wrong_auroc, 3),
-            "ece_oof": None if (e := ece(calibrated_oof, list(y))) is None else round(e, 3),
+            "ece_oof": None if (e := ece(list(calibrated_oof), list(y))) is None else round(e, 3),
             "best_single_feature_auroc": max(single.values(), default=None),
             "feature_auroc": single,
         },
