@@ -35,6 +35,18 @@ from .metrics import score
 from .runner import ProgressCallback, QuestionRecord, evaluate_configs
 
 
+def features_of(c: ScoredCandidate) -> dict[str, float]:
+    """A recorded candidate's features, as the pipeline computed them when it scored it."""
+    return candidate_features(
+        c,
+        p_true=c.p_true,
+        agreement=c.agreement,
+        agreement_soft=c.agreement_soft,
+        sample_agreement=c.sample_agreement,
+        sample_agreement_soft=c.sample_agreement_soft,
+    )
+
+
 def candidate_table(records: Sequence[QuestionRecord]) -> tuple[list[dict[str, float]], list[bool], list[str]]:
     """Features, correctness and question id of every recorded candidate."""
     rows: list[dict[str, float]] = []
@@ -42,16 +54,7 @@ def candidate_table(records: Sequence[QuestionRecord]) -> tuple[list[dict[str, f
     groups: list[str] = []
     for r in records:
         for c in r.candidates:
-            rows.append(
-                candidate_features(
-                    c,
-                    p_true=c.p_true,
-                    agreement=c.agreement,
-                    agreement_soft=c.agreement_soft,
-                    sample_agreement=c.sample_agreement,
-                    sample_agreement_soft=c.sample_agreement_soft,
-                )
-            )
+            rows.append(features_of(c))
             right.append(score(c.answer, r.answers, r.metric)["em"] >= 1.0)
             groups.append(f"{r.dataset}/{r.id}")
     return rows, right, groups
@@ -234,17 +237,7 @@ def selection_report(
             continue
         with_c += 1
         right = [score(c.answer, r.answers, r.metric)["em"] for c in r.candidates]
-        feats = [
-            candidate_features(
-                c,
-                p_true=c.p_true,
-                agreement=c.agreement,
-                agreement_soft=c.agreement_soft,
-                sample_agreement=c.sample_agreement,
-                sample_agreement_soft=c.sample_agreement_soft,
-            )
-            for c in r.candidates
-        ]
+        feats = [features_of(c) for c in r.candidates]
         for k, fn in scorers.items():
             scores = [fn(f, c) for f, c in zip(feats, r.candidates)]
             best = choose(scores)
@@ -268,4 +261,4 @@ def selection_report(
     )
 
 
-__all__ = ["SelectionReport", "candidate_table", "fit_combiner", "selection_report", "tune_combiner"]
+__all__ = ["SelectionReport", "candidate_table", "features_of", "fit_combiner", "selection_report", "tune_combiner"]
