@@ -26,7 +26,10 @@ class ScriptedSession:
 
     def start(self, key, prompt, *, cached_prefix="", continuation=(), twin=None) -> int:
         self.lm.started.append(prompt)
-        script = self.lm.with_context if "Context:" in prompt else self.lm.closed_book
+        if "Standalone question:" in prompt and self.lm.rewrite is not None:  # a chat's condense step
+            script = [(self.lm.rewrite, 0.9)]
+        else:
+            script = self.lm.with_context if "Context:" in prompt else self.lm.closed_book
         self.rows[key] = (script, len(continuation))
         return len(prompt.split())
 
@@ -73,7 +76,8 @@ class ScriptedSession:
 class ScriptedLM:
     """``closed_book`` / ``with_context``: (sentence, token probability) pairs; ``p_true``: the
     P(Yes) of a proposed answer (default 0.5); ``sampled``: the answers sampled rows state, in turn;
-    ``fits``: the token probability of a scored continuation after a passage of that title (default 0.5)."""
+    ``fits``: the token probability of a scored continuation after a passage of that title (default 0.5);
+    ``rewrite``: what a chat's condense step writes."""
 
     name = "scripted"
     context_length = 100_000
@@ -87,7 +91,9 @@ class ScriptedLM:
         fail_verify=False,
         sampled=(),
         fits=None,
+        rewrite: str | None = None,
     ):
+        self.rewrite = rewrite
         self.sampled = list(sampled) or ["unknown"]
         self.fits = dict(fits or {})
         self.closed_book = closed_book
