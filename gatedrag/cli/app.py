@@ -1,4 +1,5 @@
-"""The ``gatedrag`` command line (typer): ``ask``, ``index build``, ``corpus``, ``eval``, ``report``, ``tune``.
+"""The ``gatedrag`` command line (typer): ``ask``, ``chat``, ``serve``, ``index build``, ``corpus``, ``eval``,
+``report``, ``tune``.
 
 Errors a user can cause (bad question, missing corpus, bad config) are printed without a
 traceback and exit with status 1.
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from gatedrag.cli.chat import run_chat
 from gatedrag.cli.common import console, err_console
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
@@ -28,6 +30,7 @@ app.add_typer(corpus_app, name="corpus")
 app.command("eval")(run_eval)
 app.command("report")(run_report)
 app.command("tune")(run_tune)
+app.command("chat")(run_chat)
 
 
 def _signal_cell(v: SignalValue) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 
 import typer
@@ -16,8 +17,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def quiet_libraries() -> None:
-    """Offline mode and no transformers warnings or progress bars."""
+    """Offline mode and no transformers warnings or progress bars (nor its deprecation notices,
+    which would interleave with a streamed answer)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers.utils import logging as hf_logging
 
