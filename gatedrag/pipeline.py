@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import queue
 import re
 import threading
@@ -67,7 +66,7 @@ from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
 from gatedrag.signals.consistency import agreement, agreement_with
 from gatedrag.signals.verify import AnswerCheck, verify_answers
-from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage
+from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage, geometric_mean_probability
 
 EventCallback = Callable[[int, Event], None]
 """Called with (question's position in the batch, event) as each event is emitted."""
@@ -154,14 +153,12 @@ class _Row:
         cited = [h.passage for h in self.passages or []]
         for p in cited:
             self.sources.setdefault(p.id, p)
-        logps = [t.logprob for t in sentence.tokens]
-        confidence = min(1.0, math.exp(sum(logps) / len(logps))) if logps else None
         self.emit(
             SentenceAccepted,
             sentence=number,
             text=sentence.text,
             note=note,
-            confidence=confidence,
+            confidence=sentence.confidence,
             passages=[p.id for p in cited],
         )
 
@@ -962,9 +959,8 @@ class GatedRAG:
                     picked.append(t.logprob)
                 offset += len(t.text)
             if picked:
-                return float(min(1.0, math.exp(sum(picked) / len(picked))))
-        logps = [t.logprob for s in sentences for t in s.tokens]
-        return float(min(1.0, math.exp(sum(logps) / len(logps)))) if logps else 0.0
+                return geometric_mean_probability(picked) or 0.0
+        return geometric_mean_probability([t.logprob for s in sentences for t in s.tokens]) or 0.0
 
 
 class _Cancelled(Exception):

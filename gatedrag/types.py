@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -59,6 +60,18 @@ class TokenStep(_Model):
         return math.exp(self.logprob)
 
 
+def geometric_mean_probability(logprobs: Sequence[float]) -> float | None:
+    """``exp`` of the mean log-probability, in [0, 1] (``None`` for no tokens): how sure the model
+    was of a span of tokens on average.
+
+    >>> round(geometric_mean_probability([math.log(0.5), math.log(0.8)]), 3), geometric_mean_probability([])
+    (0.632, None)
+    """
+    if not logprobs:
+        return None
+    return float(min(1.0, math.exp(sum(logprobs) / len(logprobs))))
+
+
 class Sentence(_Model):
     """A sentence the model generated, with the per-token distributions behind it.
 
@@ -73,6 +86,11 @@ class Sentence(_Model):
     @property
     def token_ids(self) -> list[int]:
         return [t.token_id for t in self.tokens]
+
+    @property
+    def confidence(self) -> float | None:
+        """Geometric-mean probability of the sentence's tokens (``None``: it has none)."""
+        return geometric_mean_probability([t.logprob for t in self.tokens])
 
 
 FinishReason = Literal["act", "done", "eos", "stop", "budget", "paused"]

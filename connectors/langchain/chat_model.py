@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import contextvars
-import math
 import queue
 import threading
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from gatedrag.lm.chat import (
     template_of,
 )
 from gatedrag.lm.sampling import Sampling
-from gatedrag.types import Sentence, TokenStep
+from gatedrag.types import Sentence, TokenStep, geometric_mean_probability
 
 _LOADED: dict[str, LanguageModel] = {}
 _LOADING = threading.Lock()
@@ -270,9 +269,7 @@ class GatedragChatModel(BaseChatModel):
 def mean_probability(message: AIMessage) -> float | None:
     """Geometric-mean token probability of a message with logprobs (``None`` without them)."""
     content = (message.response_metadata.get("logprobs") or {}).get("content") or []
-    if not content:
-        return None
-    return math.exp(sum(e["logprob"] for e in content) / len(content))
+    return geometric_mean_probability([e["logprob"] for e in content])
 
 
 __all__ = ["GatedragChatModel", "mean_probability"]
