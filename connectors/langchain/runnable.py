@@ -275,6 +275,21 @@ class _AsyncReporter:
                 await run.on_retriever_end(docs)
 
 
+def _plan(inputs: Sequence[Any], configs: Sequence[RunnableConfig]) -> tuple[list[Any], list[list[tuple[int, Parsed]]]]:
+    """A batch's inputs parsed: the outputs with each bad input's :class:`InputError` in its place,
+    and the good ones, with their positions, in groups of ``max_concurrency``."""
+    out: list[Any] = []
+    good: list[tuple[int, Parsed]] = []
+    for i, value in enumerate(inputs):
+        try:
+            good.append((i, parse_input(value)))
+            out.append(None)
+        except InputError as err:
+            out.append(err)
+    limit = configs[0].get("max_concurrency") or len(inputs)
+    return out, [good[lo : lo + limit] for lo in range(0, len(good), limit)]
+
+
 def _aggregate(chunks: Sequence[Any]) -> Any:
     """Input chunks added up (a stream of one input is that input)."""
     total = None
@@ -385,34 +400,22 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
     def _batch(
         self, inputs: list[Any], run_manager: list[CallbackManagerForChainRun], config: list[RunnableConfig]
     ) -> list[AIMessage | Exception]:
-        run_managers, configs = run_manager, config
-        parsed: list[Parsed | Exception] = []
-        for value in inputs:
-            try:
-                parsed.append(parse_input(value))
-            except InputError as err:
-                parsed.append(err)
+        out, groups = _plan(inputs, config)
         rag = self.rag
-        reporters = [_Reporter(m, c, self._retriever_name) for m, c in zip(run_managers, configs)]
-        limit = configs[0].get("max_concurrency") or len(inputs)
-        todo = [i for i, p in enumerate(parsed) if not isinstance(p, Exception)]
-        out: list[AIMessage | Exception] = [p if isinstance(p, Exception) else _PENDING for p in parsed]  # type: ignore[misc]
+        reporters = [_Reporter(m, c, self._retriever_name) for m, c in zip(run_manager, config)]
         with self._lock:
-            for lo in range(0, len(todo), limit):
-                group = todo[lo : lo + limit]
-                items = [parsed[i] for i in group]
+            for group in groups:
+                where = [i for i, _ in group]
                 try:
                     answers = rag.batch(
-                        [q for q, _ in items],  # type: ignore[misc]
-                        passages=[p for _, p in items],  # type: ignore[misc]
-                        on_event=lambda j, e, group=group: reporters[group[j]](e),
+                        [q for _, (q, _) in group],
+                        passages=[p for _, (_, p) in group],
+                        on_event=lambda j, e, where=where: reporters[where[j]](e),
                     )
                 except Exception as err:  # the pipeline failed: every answer of the group did
-                    for i in group:
-                        out[i] = err
-                    continue
-                for i, answer in zip(group, answers):
-                    out[i] = to_message(answer)
+                    answers = [err] * len(group)
+                for i, answer in zip(where, answers):
+                    out[i] = answer if isinstance(answer, Exception) else to_message(answer)
         return out
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:
@@ -465,25 +468,15 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
     async def _abatch(
         self, inputs: list[Any], run_manager: list[AsyncCallbackManagerForChainRun], config: list[RunnableConfig]
     ) -> list[AIMessage | Exception]:
-        run_managers, configs = run_manager, config
-        out: list[AIMessage | Exception] = []
-        parsed, reporters, where = [], [], []
-        for i, value in enumerate(inputs):
+        out, groups = _plan(inputs, config)
+        for group in groups:
+            where = [i for i, _ in group]
+            reporters = [_AsyncReporter(run_manager[i], config[i], self._retriever_name) for i in where]
             try:
-                parsed.append(parse_input(value))
-            except InputError as err:
-                out.append(err)
-                continue
-            out.append(_PENDING)  # type: ignore[arg-type]
-            reporters.append(_AsyncReporter(run_managers[i], configs[i], self._retriever_name))
-            where.append(i)
-        limit = configs[0].get("max_concurrency") or len(inputs)
-        for lo in range(0, len(parsed), limit):
-            try:
-                got = await self._aanswer(parsed[lo : lo + limit], reporters[lo : lo + limit])
+                got: list[AIMessage | Exception] = list(await self._aanswer([p for _, p in group], reporters))
             except Exception as err:
-                got = [err] * len(parsed[lo : lo + limit])
-            for i, message in zip(where[lo : lo + limit], got):
+                got = [err] * len(group)
+            for i, message in zip(where, got):
                 out[i] = message
         return out
 
@@ -541,7 +534,5 @@ class GatedRAGRunnable(RunnableSerializable[Any, AIMessage]):
         finally:
             self._lock.release()
 
-
-_PENDING: Any = object()
 
 __all__ = ["EVENT_PREFIX", "GatedRAGRunnable", "answer_of", "parse_input", "to_message"]
