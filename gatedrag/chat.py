@@ -20,14 +20,14 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gatedrag.aio import iterate_in_thread
 from gatedrag.errors import InputError
 from gatedrag.events import Answer, Event, Finished
 from gatedrag.lm.chat import complete
@@ -140,7 +140,7 @@ class ChatSession:
         answer = self.rag.ask(condensed.question)
         return self._keep(condensed, answer)
 
-    def stream(self, message: str) -> Iterator[Condensed | Event | Turn]:
+    def stream(self, message: str) -> Generator[Condensed | Event | Turn, None, None]:
         """The turn as it happens: its :class:`Condensed` step, the answer's events as they are emitted
         (``sentence_accepted`` carries each sentence's confidence and citations), then the
         :class:`Turn`, which is also added to the history."""
@@ -155,13 +155,8 @@ class ChatSession:
 
     async def astream(self, message: str) -> AsyncIterator[Condensed | Event | Turn]:
         """:meth:`stream` for asyncio (the model works in a worker thread)."""
-        iterator = self.stream(message)
-        done = object()
-        try:
-            while (item := await asyncio.to_thread(next, iterator, done)) is not done:
-                yield item  # type: ignore[misc]
-        finally:
-            await asyncio.to_thread(iterator.close)
+        async for item in iterate_in_thread(self.stream(message)):
+            yield item
 
     def _keep(self, condensed: Condensed, answer: Answer) -> Turn:
         turn = Turn(message=condensed.message, condensed=condensed, answer=answer)

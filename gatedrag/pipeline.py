@@ -21,18 +21,18 @@ Example (loads the default model; the first run assembles and converts it once):
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import queue
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from gatedrag.aio import iterate_in_thread
 from gatedrag.config import GateConfig, PipelineConfig
 from gatedrag.errors import BackendError, ConfigError, ContextLengthError, InputError
 from gatedrag.events import (
@@ -317,7 +317,7 @@ class GatedRAG:
             answers += self._run(items, on_event)
         return answers
 
-    def stream(self, question: str, *, passages: Sequence[Passage] | None = None) -> Iterator[Event]:
+    def stream(self, question: str, *, passages: Sequence[Passage] | None = None) -> Generator[Event, None, None]:
         """The events of answering ``question``, each yielded as soon as it is emitted; the last is
         :class:`~gatedrag.events.Finished` (``Answer.from_events`` rebuilds the answer). Closing the
         iterator early stops the answer at its next event."""
@@ -356,13 +356,8 @@ class GatedRAG:
     async def astream(self, question: str, *, passages: Sequence[Passage] | None = None) -> AsyncIterator[Event]:
         """:meth:`stream` as an async iterator: the model decodes in a worker thread, the event loop
         stays free."""
-        iterator = self.stream(question, passages=passages)
-        done = object()
-        try:
-            while (event := await asyncio.to_thread(next, iterator, done)) is not done:
-                yield event  # type: ignore[misc]
-        finally:
-            await asyncio.to_thread(iterator.close)
+        async for event in iterate_in_thread(self.stream(question, passages=passages)):
+            yield event
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self, items: list[tuple[int, str, list[Passage] | None]], on_event: EventCallback | None) -> list[Answer]:
