@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from gatedrag.cli.chat import run_chat
-from gatedrag.cli.common import console, err_console
+from gatedrag.cli.common import console, err_console, load_pipeline, status_progress
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
 from gatedrag.cli.corpus import build_corpus_index, build_dense_index, corpus_app
@@ -109,7 +109,7 @@ def serve(
         from gatedrag.factory import build_model
 
         with err_console.status("Loading the model…") as status:
-            lm = build_model(mc, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
+            lm = build_model(mc, progress=status_progress(status))
         limits = ServeLimits(max_batch=max_batch, max_tokens=max_tokens)
         app_ = create_app(lm, model_name=mc.name, limits=limits)
     err_console.print(f"Serving {mc.name} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)")
@@ -129,21 +129,11 @@ def ask(
     ] = None,
 ) -> None:
     """Answer QUESTION, retrieving only for the sentences the model is unsure of."""
-    from gatedrag.config import PipelineConfig, load_config, parse_config
     from gatedrag.pipeline import validate_question
 
     with _user_errors():
         validate_question(question)
-        cfg = load_config(config) if config else PipelineConfig()
-        if corpus is not None:
-            cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"corpus": corpus})})
-        if backend is not None:
-            cfg = parse_config(cfg.model_dump() | {"model": cfg.model.model_dump() | {"backend": backend}})
-        _quiet_libraries()
-        from gatedrag.pipeline import GatedRAG
-
-        with err_console.status("Loading the model and index…") as status:
-            rag = GatedRAG.from_config(cfg, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
+        rag = load_pipeline(config, corpus=corpus, backend=backend)
         with err_console.status("Answering…"):
             answer = rag.ask(question)
     if json_out:  # the answer with its events, and the steps derived from them

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from gatedrag.cli.common import console, err_console, quiet_libraries, user_errors
+from gatedrag.cli.common import console, load_pipeline, user_errors
 
 HELP = "/sources  /trace  /reset  /save FILE  /quit"
 
@@ -37,18 +37,10 @@ def run_chat(
 ) -> None:
     """Talk with the gated pipeline: follow-ups are resolved against the conversation."""
     from gatedrag.chat import ChatSession, Condensed
-    from gatedrag.config import PipelineConfig, load_config
     from gatedrag.events import Finished, RetrievalStarted, Retrieved, SentenceAccepted
 
     with user_errors():
-        cfg = load_config(config) if config else PipelineConfig()
-        if corpus is not None:
-            cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"corpus": corpus})})
-        quiet_libraries()
-        from gatedrag.pipeline import GatedRAG
-
-        with err_console.status("Loading the model and index…") as status:
-            rag = GatedRAG.from_config(cfg, progress=lambda msg: status.update(msg[:1].upper() + msg[1:] + "…"))
+        rag = load_pipeline(config, corpus=corpus)
         chat = ChatSession.load(rag, history) if history else ChatSession(rag)
     console.print(f"[dim]gatedrag chat ({rag.lm.name}). {HELP}[/dim]")
     commands: dict[str, Callable[[str], None]] = {}

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from gatedrag.errors import GatedRAGError
+
+if TYPE_CHECKING:
+    from gatedrag.pipeline import GatedRAG
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -38,4 +43,26 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-__all__ = ["console", "err_console", "quiet_libraries", "user_errors"]
+def status_progress(status: Any) -> Callable[[str], None]:
+    """A progress callback that shows each message on ``status`` (a rich status line)."""
+    return lambda msg: status.update(msg[:1].upper() + msg[1:] + "…")
+
+
+def load_pipeline(config: Path | None, *, corpus: Path | None = None, backend: str | None = None) -> GatedRAG:
+    """The pipeline of a config file (default: the embedded defaults), its corpus and model backend
+    overridden when given, loaded under a status line."""
+    from gatedrag.config import PipelineConfig, load_config, parse_config
+
+    cfg = load_config(config) if config else PipelineConfig()
+    if corpus is not None:
+        cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"corpus": corpus})})
+    if backend is not None:
+        cfg = parse_config(cfg.model_dump() | {"model": cfg.model.model_dump() | {"backend": backend}})
+    quiet_libraries()
+    from gatedrag.pipeline import GatedRAG
+
+    with err_console.status("Loading the model and index…") as status:
+        return GatedRAG.from_config(cfg, progress=status_progress(status))
+
+
+__all__ = ["console", "err_console", "load_pipeline", "quiet_libraries", "status_progress", "user_errors"]
