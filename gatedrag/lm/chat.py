@@ -169,8 +169,8 @@ def complete(
 ) -> list[Completion]:
     """Decode ``prompts`` together, greedy (or sampled with ``sampling``), each up to ``max_tokens``
     new tokens (one number, or one a prompt) or a ``stop`` string (cut before it). ``on_segment(i,
-    piece)`` is told each piece of prompt ``i``'s text as it is written (sentences, or ``max_tokens``
-    tokens at most); a prompt for which ``stopped(i)`` turns true ends at its next piece (its
+    piece)`` is told each piece of prompt ``i``'s text as it is written (sentences, or
+    :data:`SEGMENT_TOKENS` tokens at most); a prompt for which ``stopped(i)`` turns true ends at its next piece (its
     client went away; the other rows go on)."""
     if isinstance(prompts, str):
         raise InputError("complete() takes a list of prompts")

@@ -182,22 +182,20 @@ class RemoteLanguageModel:
     def steps(self, completion: RemoteCompletion) -> list[TokenStep]:
         """The completion's tokens as token steps (word pieces without log-probabilities)."""
         tokens = completion.tokens
-        if self.capabilities.logprobs:
-            if not tokens or any(t.logprob is None for t in tokens):
-                if completion.text:
-                    raise BackendError(f"{self.name} returned no token log-probabilities although it declares them")
-                return []
-        else:
-            tokens = (
-                word_pieces(completion.text) if not tokens else [t.model_copy(update={"logprob": None}) for t in tokens]
-            )
+        known = self.capabilities.logprobs
+        if not known:
+            tokens = tokens or word_pieces(completion.text)
+        elif not tokens or any(t.logprob is None for t in tokens):
+            if completion.text:
+                raise BackendError(f"{self.name} returned no token log-probabilities although it declares them")
+            return []
         out = []
         for t in tokens:
             alts = [
                 TokenAlternative(token_id=self.token_id(a), text=a, logprob=min(0.0, lp))
                 for a, lp in t.top[: self.top_k]
             ]
-            logprob = 0.0 if t.logprob is None else min(0.0, t.logprob)
+            logprob = min(0.0, t.logprob) if known and t.logprob is not None else 0.0
             entropy = topk_entropy([a.logprob for a in alts]) if alts else 0.0
             out.append(
                 TokenStep(token_id=self.token_id(t.text), text=t.text, logprob=logprob, entropy=entropy, top=alts)
