@@ -220,6 +220,7 @@ class GatedragChatModel(BaseChatModel):
         s = self._settings(stop, kwargs)
         prompt, lm = self._prompt(messages), self.language_model
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        left = threading.Event()  # the consumer stopped reading: the model stops at its next piece
 
         def work() -> None:
             try:
@@ -231,6 +232,7 @@ class GatedragChatModel(BaseChatModel):
                         stop=s["stop"],
                         sampling=self._sampling(s),
                         on_segment=lambda _, piece: pieces.put(("piece", piece)),
+                        stopped=lambda _: left.is_set(),
                     )[0]
                 pieces.put(("done", c))
             except BaseException as err:  # raised in the consumer
@@ -238,32 +240,30 @@ class GatedragChatModel(BaseChatModel):
 
         worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
         worker.start()
-        previous: Sentence | None = None
-        written = ""
-        while True:
-            kind, item = pieces.get()
-            if kind == "error":
-                raise item
-            if kind == "done":
-                c: Completion = item
-                if c.text != written and c.text.startswith(written):  # a stop string cut the last piece short
-                    rest = AIMessageChunk(content=c.text[len(written) :])
-                    yield ChatGenerationChunk(message=rest)
-                meta = {"finish_reason": c.finish_reason, "model_name": str(lm.name)}
-                last = AIMessageChunk(content="", response_metadata=meta, usage_metadata=self._usage(c))
-                yield ChatGenerationChunk(message=last, generation_info={"finish_reason": c.finish_reason})
-                break
-            piece: Sentence = item
-            text = gap(previous, piece) + piece.text
-            previous = piece
-            written += text
-            chunk = ChatGenerationChunk(
-                message=AIMessageChunk(content=text, response_metadata=self._metadata(piece.tokens, s))
-            )
-            if run_manager is not None:
-                run_manager.on_llm_new_token(text, chunk=chunk)
-            yield chunk
-        worker.join()
+        try:
+            previous: Sentence | None = None
+            while True:
+                kind, item = pieces.get()
+                if kind == "error":
+                    raise item
+                if kind == "done":
+                    c: Completion = item  # its text is the pieces' (complete() joins them the same way)
+                    meta = {"finish_reason": c.finish_reason, "model_name": str(lm.name)}
+                    last = AIMessageChunk(content="", response_metadata=meta, usage_metadata=self._usage(c))
+                    yield ChatGenerationChunk(message=last, generation_info={"finish_reason": c.finish_reason})
+                    break
+                piece: Sentence = item
+                text = gap(previous, piece) + piece.text
+                previous = piece
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(content=text, response_metadata=self._metadata(piece.tokens, s))
+                )
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+        finally:
+            left.set()
+            worker.join()
 
 
 def mean_probability(message: AIMessage) -> float | None:

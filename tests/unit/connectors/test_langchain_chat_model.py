@@ -156,3 +156,30 @@ def test_a_chat_model_without_logprobs_leaves_the_token_signals_unavailable():
     assert answer.answer == "Paris" and {v.note for s in answer.steps for v in s.signals} == {NO_LOGPROBS}
     declared = GatedRAG(langchain_language_model(fake()), None, cfg).ask("Where?")  # logprobs declared, none came
     assert declared.degraded and any("declares them" in (s.error or "") for s in declared.steps)
+
+
+def test_a_stream_left_early_stops_the_model(monkeypatch):
+    import time
+
+    import gatedrag.connectors.langchain.chat_model as cm
+
+    done = []
+    real = cm.complete
+
+    def recording(*a, **kw):
+        told = kw["on_segment"]
+
+        def slow(i, piece):  # a model that takes its time over each sentence
+            told(i, piece)
+            time.sleep(0.2)
+
+        out = real(*a, **{**kw, "on_segment": slow})
+        done.extend(out)
+        return out
+
+    monkeypatch.setattr(cm, "complete", recording)
+    lm = ScriptedLM([(f"Sentence {i}.", 0.9) for i in range(6)], [])
+    stream = GatedragChatModel(lm=lm).stream("Go on.")
+    first = next(stream)
+    stream.close()  # the consumer leaves after one chunk
+    assert first.content == "Sentence 0." and len(done) == 1 and done[0].text.count("Sentence") <= 2
