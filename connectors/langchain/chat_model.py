@@ -46,6 +46,7 @@ from gatedrag.lm.chat import (
     gap,
     openai_logprob,
     template_of,
+    text_content,
 )
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import Sentence, TokenStep, geometric_mean_probability
@@ -74,18 +75,7 @@ def _messages(messages: list[BaseMessage]) -> list[ChatMessage]:
             role = "assistant"
         else:
             raise InputError(f"this chat model takes system, human and AI messages, not {type(m).__name__}")
-        content = m.content
-        if not isinstance(content, str):
-            parts = []
-            for part in content:
-                if isinstance(part, str):
-                    parts.append(part)
-                elif part.get("type") == "text":
-                    parts.append(str(part.get("text", "")))
-                else:
-                    raise InputError(f"this chat model reads text only, not {part.get('type')!r} content")
-            content = "".join(parts)
-        out.append(ChatMessage(role=role, content=content))  # type: ignore[arg-type]
+        out.append(ChatMessage(role=role, content=text_content(m.content)))  # type: ignore[arg-type]
     return out
 
 

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
@@ -48,6 +48,29 @@ class ChatTemplated(Protocol):
     def chat_template(self) -> str | None:
         """The Jinja chat template (``None``: the model has none)."""
         ...
+
+
+def text_content(content: str | Sequence[str | Mapping[str, Any]] | None) -> str:
+    """A message's content as text: a string as it is, a list of parts (strings or ``{"type":
+    "text", "text": ...}``, the OpenAI and LangChain shapes) joined; any other part (an image, a
+    file) is an :class:`InputError`, since the model reads text only.
+
+    >>> text_content([{"type": "text", "text": "Hi "}, "there"])
+    'Hi there'
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append(part)
+        elif part.get("type") == "text":
+            parts.append(str(part.get("text", "")))
+        else:
+            raise InputError(f"this model reads text only, not {part.get('type')!r} content")
+    return "".join(parts)
 
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}

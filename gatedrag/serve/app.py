@@ -35,7 +35,16 @@ from sse_starlette import EventSourceResponse
 
 from gatedrag.errors import InputError
 from gatedrag.lm.base import LanguageModel
-from gatedrag.lm.chat import ChatMessage, Completion, chat_prompt, chat_stops, gap, openai_logprob, template_of
+from gatedrag.lm.chat import (
+    ChatMessage,
+    Completion,
+    chat_prompt,
+    chat_stops,
+    gap,
+    openai_logprob,
+    template_of,
+    text_content,
+)
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import Sentence, TokenStep
 
@@ -102,20 +111,6 @@ def completion_logprobs(tokens: list[TokenStep], top: int, offset: int = 0) -> d
 def _leading(tokens: list[TokenStep]) -> str:
     raw = "".join(t.text for t in tokens)
     return raw[: len(raw) - len(raw.lstrip())]
-
-
-def _text_of(message: Any) -> str:
-    content = message.content
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content:
-        if part.get("type") != "text":
-            raise InputError(f"this model reads text only, not {part.get('type')!r} content")
-        parts.append(str(part.get("text", "")))
-    return "".join(parts)
 
 
 def create_app(
@@ -281,7 +276,7 @@ def create_app(
     async def chat_completions(req: ChatCompletionRequest) -> Any:
         try:
             messages = [
-                ChatMessage(role="system" if m.role == "developer" else m.role, content=_text_of(m))
+                ChatMessage(role="system" if m.role == "developer" else m.role, content=text_content(m.content))
                 for m in req.messages
             ]
             prompt = chat_prompt(messages, template=template_of(lm))
