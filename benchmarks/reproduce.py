@@ -79,10 +79,17 @@ def _worktree(rev: str) -> Path:
     return worktree
 
 
-def _run(venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, datasets: list[str]) -> None:
+def _methods(dataset: str, only: set[str] | None) -> str:
+    """The committed methods of ``dataset`` (those of ``only`` when given)."""
+    return ",".join(m for m in DATASETS[dataset].split(",") if only is None or m in only)
+
+
+def _run(
+    venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, datasets: list[str], only: set[str] | None
+) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
     for dataset in datasets:
-        methods = DATASETS[dataset]
+        methods = _methods(dataset, only)
         cmd = [
             str(venv_bin / "gatedrag"),
             "eval",
@@ -106,13 +113,13 @@ def _run(venv_bin: Path, cwd: Path, out: Path, limit: int, device: str, datasets
 
 
 def _compare(
-    a_dir: Path, b_dir: Path, limit: int, a_name: str, b_name: str, *, need_all: bool
+    a_dir: Path, b_dir: Path, limit: int, a_name: str, b_name: str, *, need_all: bool, only: set[str] | None = None
 ) -> tuple[list[str], list[str]]:
     """Per method: questions compared, same prediction, same answer text, and whether that is enough
     (every question on the same machine; 23 of 24 against records decoded elsewhere)."""
     rows, diffs = [], []
-    for dataset, methods in DATASETS.items():
-        for method in methods.split(","):
+    for dataset in DATASETS:
+        for method in filter(None, _methods(dataset, only).split(",")):
             a = _records(a_dir / dataset / f"{method}.jsonl")
             b = _records(b_dir / dataset / f"{method}.jsonl")
             ids = [i for i in list(b)[:limit] if i in a]
@@ -140,6 +147,7 @@ def main() -> None:
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, in the order run")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compare-only", action="store_true")
+    ap.add_argument("--methods", help="comma-separated: only these of the committed methods (default: all)")
     ap.add_argument("--skip-new", action="store_true", help="run only the baseline commit")
     args = ap.parse_args()
     args.out = args.out.resolve()  # the runs execute inside worktrees: a relative path would land there
@@ -149,18 +157,19 @@ def main() -> None:
     new_dir = args.out / (f"new-{args.new}" if args.new else "new")
     base_dir = args.out / f"base-{args.baseline}" if args.baseline else None
     datasets = [d for d in args.datasets.split(",") if d]
+    only = {m for m in args.methods.split(",") if m} if args.methods else None
     if not args.compare_only:
         for dataset in datasets:  # one dataset at a time, both codes: a cut-off run still compares something
             if base_dir is not None:
                 worktree = _worktree(args.baseline)
-                _run(_venv_for(worktree) / "bin", worktree, base_dir, args.limit, args.device, [dataset])
+                _run(_venv_for(worktree) / "bin", worktree, base_dir, args.limit, args.device, [dataset], only)
             if args.skip_new:
                 continue
             if args.new:
                 worktree = _worktree(args.new)
-                _run(_venv_for(worktree) / "bin", worktree, new_dir, args.limit, args.device, [dataset])
+                _run(_venv_for(worktree) / "bin", worktree, new_dir, args.limit, args.device, [dataset], only)
             else:
-                _run(Path(sys.executable).parent, ROOT, new_dir, args.limit, args.device, [dataset])
+                _run(Path(sys.executable).parent, ROOT, new_dir, args.limit, args.device, [dataset], only)
     code = f"commit {args.new}" if args.new else f"checkout at {head}"
     lines = [f"# Reproduction check (new code: {code}; first {args.limit} questions per dataset)", ""]
     header = [
@@ -171,7 +180,7 @@ def main() -> None:
     for title, ref, short, need_all in pairs:
         if ref is None or not ref.exists() or not new_dir.exists():
             continue
-        rows, diffs = _compare(new_dir, ref, args.limit, "new", short, need_all=need_all)
+        rows, diffs = _compare(new_dir, ref, args.limit, "new", short, need_all=need_all, only=only)
         lines += [
             f"## New code vs {title}",
             "",
