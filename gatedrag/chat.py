@@ -1,6 +1,9 @@
 """Conversations over the gated pipeline: a follow-up message is rewritten into a standalone question
 from the history (the condense step, traced), then answered and streamed sentence by sentence.
 
+With a :class:`~gatedrag.scheduler.Scheduler` in place of the pipeline, many sessions share one
+model: their turns (and condense steps) are decoded together on the scheduler's worker.
+
 A message that already stands alone (no pronoun or "that"/"there"-style reference to what came
 before, or no history yet) is answered as it is; otherwise the model rewrites it, greedily, from the
 last ``history_window`` turns (:data:`CONDENSE_PROMPT`). Every turn keeps the message, the question
@@ -28,10 +31,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.aio import iterate_in_thread
-from gatedrag.errors import InputError
+from gatedrag.errors import InputError, SessionClosed
 from gatedrag.events import Answer, Event, Finished
-from gatedrag.lm.chat import complete
+from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.chat import Completion, complete
 from gatedrag.pipeline import GatedRAG, validate_question
+from gatedrag.scheduler import Scheduler
 
 CONDENSE_PROMPT = """Rewrite the follow-up question so that it can be understood without the conversation: replace every pronoun or reference with the name it stands for. Write only the question.
 
@@ -97,23 +102,63 @@ class ChatHistory(BaseModel):
 
 
 class ChatSession:
-    """A conversation with the gated pipeline (see the module doc). ``history_window``: how many
-    earlier turns the condense step reads; ``condense=False`` answers every message as written."""
+    """A conversation with the gated pipeline (see the module doc): ``rag`` answers alone, a
+    :class:`~gatedrag.scheduler.Scheduler` answers together with the other sessions using it.
+    ``history_window``: how many earlier turns the condense step reads; ``condense=False`` answers
+    every message as written; ``max_message_chars``: longer messages are refused; ``deadline_s``:
+    a turn past it ends at its next sentence boundary with what it has."""
 
     def __init__(
-        self, rag: GatedRAG, *, history_window: int = 4, condense: bool = True, history: ChatHistory | None = None
+        self,
+        rag: GatedRAG | Scheduler,
+        *,
+        history_window: int = 4,
+        condense: bool = True,
+        history: ChatHistory | None = None,
+        max_message_chars: int = 4000,
+        deadline_s: float | None = None,
     ):
         if history_window < 1:
             raise InputError("history_window must be at least 1")
-        self.rag = rag
+        if max_message_chars < 1:
+            raise InputError("max_message_chars must be at least 1")
+        if deadline_s is not None and not deadline_s > 0:
+            raise InputError("deadline_s must be positive (or None for no deadline)")
+        self.scheduler = rag if isinstance(rag, Scheduler) else None
+        self.rag = rag.rag if isinstance(rag, Scheduler) else rag
         self.history_window = history_window
         self.condense = condense
         self.history = history or ChatHistory()
+        self.max_message_chars = max_message_chars
+        self.deadline_s = deadline_s
+        self.closed = False
+
+    def close(self) -> None:
+        """End the session: a later message raises :class:`~gatedrag.errors.SessionClosed` (the
+        history stays readable and can still be saved)."""
+        self.closed = True
+
+    def _check(self, message: object) -> str:
+        if self.closed:
+            raise SessionClosed("this chat session is closed: open a new ChatSession (load() goes on from a saved one)")
+        message = validate_question(message)
+        if len(message) > self.max_message_chars:
+            raise InputError(
+                f"the message is {len(message)} characters; at most {self.max_message_chars} are accepted: "
+                "shorten it or split it into several messages"
+            )
+        return message
+
+    def _complete(self, prompt: str) -> Completion:
+        def rewrite(lm: LanguageModel) -> Completion:
+            return complete(lm, [prompt], max_tokens=64, stop=["\n"])[0]
+
+        return self.scheduler.call(rewrite) if self.scheduler is not None else rewrite(self.rag.lm)
 
     # -- the condense step --------------------------------------------------------------------------
     def condense_message(self, message: str) -> Condensed:
         """The question ``message`` asks, given the history."""
-        message = validate_question(message)
+        message = self._check(message)
         if not self.history.turns:
             return Condensed(message=message, question=message, action="first")
         if not self.condense or not refers_back(message):
@@ -123,7 +168,7 @@ class ChatSession:
             lines += [f"User: {t.message}", f"Assistant: {t.answer.text or t.answer.answer}"]
         prompt = CONDENSE_PROMPT.format(history="\n".join(lines), message=message)
         try:
-            done = complete(self.rag.lm, [prompt], max_tokens=64, stop=["\n"])[0]
+            done = self._complete(prompt)
         except Exception as err:  # the turn goes on with the message as written
             return Condensed(
                 message=message, question=message, action="kept", note=f"rewrite failed: {type(err).__name__}: {err}"
@@ -137,7 +182,10 @@ class ChatSession:
     def send(self, message: str) -> Turn:
         """Answer ``message`` and add the turn to the history."""
         condensed = self.condense_message(message)
-        answer = self.rag.ask(condensed.question)
+        if self.scheduler is not None:
+            answer = self.scheduler.ask(condensed.question, deadline_s=self.deadline_s)
+        else:
+            answer = self.rag.ask(condensed.question, deadline_s=self.deadline_s)
         return self._keep(condensed, answer)
 
     def stream(self, message: str) -> Generator[Condensed | Event | Turn, None, None]:
@@ -147,7 +195,8 @@ class ChatSession:
         condensed = self.condense_message(message)
         yield condensed
         events: list[Event] = []
-        for event in self.rag.stream(condensed.question):
+        answerer = self.scheduler if self.scheduler is not None else self.rag
+        for event in answerer.stream(condensed.question, deadline_s=self.deadline_s):
             events.append(event)
             yield event
         if events and isinstance(events[-1], Finished):
@@ -175,7 +224,9 @@ class ChatSession:
         return path
 
     @classmethod
-    def load(cls, rag: GatedRAG, path: str | Path, *, history_window: int = 4, condense: bool = True) -> ChatSession:
+    def load(
+        cls, rag: GatedRAG | Scheduler, path: str | Path, *, history_window: int = 4, condense: bool = True
+    ) -> ChatSession:
         """A session that goes on from a saved history."""
         try:
             history = ChatHistory.model_validate_json(Path(path).read_text(encoding="utf-8"))

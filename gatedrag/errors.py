@@ -77,6 +77,30 @@ class CorpusBackendError(BackendError):
     """A corpus-statistics backend (local engine, HTTP API) that failed or could not be reached."""
 
 
+class SchedulerError(GatedRAGError):
+    """A turn the shared scheduler could not take or finish (:mod:`gatedrag.scheduler`)."""
+
+
+class SchedulerBusy(SchedulerError):
+    """The scheduler's queue is full: retry later, or raise ``max_pending``."""
+
+
+class SchedulerClosed(SchedulerError):
+    """The scheduler (or the chat session) was closed: open a new one."""
+
+
+class SessionClosed(GatedRAGError):
+    """A chat session used after ``close()``: open a new one."""
+
+
+class TurnCancelled(SchedulerError):
+    """The turn was cancelled before it finished; its row was freed."""
+
+
+class DeadlineExceeded(SchedulerError):
+    """The turn's deadline passed while it was still waiting for a row (nothing was written)."""
+
+
 __all__ = [
     "BackendError",
     "ConfigError",
@@ -86,6 +110,7 @@ __all__ = [
     "CorpusIndexError",
     "CorpusQueryError",
     "DatasetError",
+    "DeadlineExceeded",
     "GatedRAGError",
     "InputError",
     "ModelError",
@@ -93,5 +118,10 @@ __all__ = [
     "ModelNotInstalledError",
     "RetrievalError",
     "RetrievalIndexError",
+    "SchedulerBusy",
+    "SchedulerClosed",
+    "SchedulerError",
+    "SessionClosed",
     "TokenizerMismatchError",
+    "TurnCancelled",
 ]

@@ -28,13 +28,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from gatedrag.aio import iterate_in_thread
 from gatedrag.config import GateConfig, PipelineConfig
-from gatedrag.errors import BackendError, ConfigError, ContextLengthError, InputError
+from gatedrag.errors import BackendError, ConfigError, ContextLengthError, InputError, TurnCancelled
 from gatedrag.events import (
     Answer,
     CandidatesScored,
@@ -84,6 +84,77 @@ KEPT_NOTE: dict[RetrievalOutcome, str] = {
 }
 
 
+StopReason = Literal["cancelled", "deadline"]
+"""Why an intake stops a row: its turn was cancelled (dropped, no answer) or its deadline passed
+(it finishes with what it has, ``finish_reason="deadline"``)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A question handed to :meth:`GatedRAG.run`: its key (unique among the questions running),
+    the question (validated), passages given with it and the callback for its events."""
+
+    key: Hashable
+    question: str
+    passages: list[Passage] | None = None
+    on_event: EventCallback | None = None
+
+
+class Intake(Protocol):
+    """Where :meth:`GatedRAG.run` takes its questions from and delivers their answers to. Every
+    method is called on the thread that runs the pipeline."""
+
+    def take(self, room: int, *, block: bool) -> list[Admission]:
+        """At most ``room`` new questions (``room`` may be 0: the intake may use the model between
+        rounds, e.g. for a chat's condense step). ``block``: no row is running, wait for work;
+        an empty list then means there is none left and the run ends."""
+        ...
+
+    def waiting(self, room: int) -> bool:
+        """Whether the next :meth:`take` with ``room`` would get work: running rows then pause at
+        their next sentence boundary so that it joins them."""
+        ...
+
+    def stop_reason(self, key: Hashable) -> StopReason | None:
+        """Whether question ``key`` must stop now (asked at each of its sentence boundaries)."""
+        ...
+
+    def deliver(self, key: Hashable, answer: Answer) -> None:
+        """Question ``key``'s answer."""
+        ...
+
+    def fail(self, key: Hashable, error: BaseException) -> None:
+        """Question ``key`` ended without an answer (cancelled, or its processing raised); raising
+        here ends the whole run with that error."""
+        ...
+
+
+class _Fixed:
+    """The intake of :meth:`GatedRAG.batch`: the questions at once, an optional deadline
+    (``time.monotonic()``) for all; an error ends the batch."""
+
+    def __init__(self, admissions: list[Admission], deadline: float | None = None) -> None:
+        self._todo = admissions
+        self.deadline = deadline
+        self.answers: dict[Hashable, Answer] = {}
+
+    def take(self, room: int, *, block: bool) -> list[Admission]:
+        todo, self._todo = self._todo, []
+        return todo
+
+    def waiting(self, room: int) -> bool:
+        return False
+
+    def stop_reason(self, key: Hashable) -> StopReason | None:
+        return "deadline" if self.deadline is not None and time.monotonic() >= self.deadline else None
+
+    def deliver(self, key: Hashable, answer: Answer) -> None:
+        self.answers[key] = answer
+
+    def fail(self, key: Hashable, error: BaseException) -> None:
+        raise error
+
+
 @dataclass(frozen=True)
 class _Pending:
     """What a row waits for at the end of the decoding round: the doubtful or conflicted sentence
@@ -130,6 +201,7 @@ class _Row:
     candidates: list[_Candidate] = field(default_factory=list)  # answer selection (policy.select)
     chosen: ScoredCandidate | None = None
     sources: dict[str, Passage] = field(default_factory=dict)  # passages cited by accepted sentences, by id
+    dropped: bool = False  # ended without an answer (cancelled, or its processing raised)
 
     @property
     def accepted_ids(self) -> list[int]:
@@ -284,12 +356,14 @@ class GatedRAG:
         *,
         passages: Sequence[Passage] | None = None,
         on_event: EventCallback | None = None,
+        deadline_s: float | None = None,
     ) -> Answer:
         """Answer one question; ``on_event(0, event)`` is called as each event is emitted.
         ``passages``: context given with the question, in the prompt from the start (the gate may
-        still retrieve more)."""
+        still retrieve more). ``deadline_s``: past this many seconds the answer ends at its next
+        sentence boundary with what it has (``finish_reason="deadline"``)."""
         given = None if passages is None else [validate_passages(passages)]
-        return self.batch([question], passages=given, on_event=on_event)[0]
+        return self.batch([question], passages=given, on_event=on_event, deadline_s=deadline_s)[0]
 
     def batch(
         self,
@@ -297,12 +371,16 @@ class GatedRAG:
         *,
         passages: Sequence[Sequence[Passage] | None] | None = None,
         on_event: EventCallback | None = None,
+        deadline_s: float | None = None,
     ) -> list[Answer]:
         """Answer several questions, decoding ``decoding.batch_size`` of them together;
         ``on_event(i, event)`` is called as question ``i``'s events are emitted. ``passages[i]``
-        (optional) is the context given with question ``i``."""
+        (optional) is the context given with question ``i``. ``deadline_s``: for the whole call,
+        as in :meth:`ask`."""
         if isinstance(questions, str):
             raise InputError("batch() takes a list of questions; use ask() for one")
+        if deadline_s is not None and not deadline_s > 0:
+            raise InputError("deadline_s must be positive (or None for no deadline)")
         cleaned = [validate_question(q) for q in questions]
         if passages is not None and len(passages) != len(cleaned):
             raise InputError(f"{len(passages)} passage lists for {len(cleaned)} questions")
@@ -310,14 +388,20 @@ class GatedRAG:
             None if passages is None or passages[i] is None else validate_passages(passages[i], f"passages[{i}]")
             for i in range(len(cleaned))
         ]
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
         size = self.config.decoding.batch_size
         answers: list[Answer] = []
         for lo in range(0, len(cleaned), size):
-            items = [(lo + i, q, given[lo + i]) for i, q in enumerate(cleaned[lo : lo + size])]
-            answers += self._run(items, on_event)
+            intake = _Fixed(
+                [Admission(lo + i, q, given[lo + i], on_event) for i, q in enumerate(cleaned[lo : lo + size])], deadline
+            )
+            self.run(intake)
+            answers += [intake.answers[lo + i] for i in range(len(intake.answers))]
         return answers
 
-    def stream(self, question: str, *, passages: Sequence[Passage] | None = None) -> Generator[Event, None, None]:
+    def stream(
+        self, question: str, *, passages: Sequence[Passage] | None = None, deadline_s: float | None = None
+    ) -> Generator[Event, None, None]:
         """The events of answering ``question``, each yielded as soon as it is emitted; the last is
         :class:`~gatedrag.events.Finished` (``Answer.from_events`` rebuilds the answer). Closing the
         iterator early stops the answer at its next event."""
@@ -332,7 +416,7 @@ class GatedRAG:
 
         def work() -> None:
             try:
-                self.ask(question, passages=passages, on_event=emit)
+                self.ask(question, passages=passages, on_event=emit, deadline_s=deadline_s)
                 out.put(("end", None))
             except _Cancelled:
                 out.put(("end", None))
@@ -353,60 +437,126 @@ class GatedRAG:
             stop.set()
             worker.join()
 
-    async def astream(self, question: str, *, passages: Sequence[Passage] | None = None) -> AsyncIterator[Event]:
+    async def astream(
+        self, question: str, *, passages: Sequence[Passage] | None = None, deadline_s: float | None = None
+    ) -> AsyncIterator[Event]:
         """:meth:`stream` as an async iterator: the model decodes in a worker thread, the event loop
         stays free."""
-        async for event in iterate_in_thread(self.stream(question, passages=passages)):
+        async for event in iterate_in_thread(self.stream(question, passages=passages, deadline_s=deadline_s)):
             yield event
 
     # -- the loop -------------------------------------------------------------------------------
-    def _run(self, items: list[tuple[int, str, list[Passage] | None]], on_event: EventCallback | None) -> list[Answer]:
-        gen, policy = self.config.decoding, self.config.policy
+    def run(self, intake: Intake) -> None:
+        """Answer the questions ``intake`` hands over until it has no more, decoding up to
+        ``decoding.batch_size`` rows together (continuous batching): new questions join at the
+        rows' next sentence boundary, each answer is delivered as soon as its group (the questions
+        taken together) is finished, and a row the intake stops (cancelled, past its deadline) or
+        whose processing raised ends alone, the other rows going on. What :meth:`batch` and
+        :class:`gatedrag.scheduler.Scheduler` run."""
+        gen = self.config.decoding
         session = self.lm.open_session()
-        rows: dict[Hashable, _Row] = {
-            i: _Row(index=i, question=q, phase=Phase.ANSWERING, on_event=on_event) for i, q, _ in items
-        }
-        for i, _, given in items:
-            if given:
-                self._give(rows[i], given)
-        unread = [r for r in rows.values() if r.passages is None]  # given passages: nothing to look up first
+        rows: dict[Hashable, _Row] = {}
+        groups: list[list[Hashable]] = []
+        try:
+            while True:
+                active = [k for k, r in rows.items() if r.phase is not Phase.FINISHED]
+                new = intake.take(max(0, gen.batch_size - len(active)), block=not active)
+                if new:
+                    self._admit(session, rows, groups, new, intake)
+                elif not active and not rows:
+                    return
+                self._stop_waiting_rows(session, rows, intake)
+                if active := [k for k, r in rows.items() if r.phase is not Phase.FINISHED]:
+                    self._round(session, rows, active, intake)
+                self._complete(session, rows, groups, intake)
+        finally:
+            for key in list(rows):
+                session.close(key)
+
+    def _admit(
+        self,
+        session: DecodeSession,
+        rows: dict[Hashable, _Row],
+        groups: list[list[Hashable]],
+        new: Sequence[Admission],
+        intake: Intake,
+    ) -> None:
+        """Start the questions just taken: given passages, the retrieval before writing or the
+        question check (batched over them), the draft phase, the first prompt."""
+        policy = self.config.policy
+        group = [_Row(index=a.key, question=a.question, phase=Phase.ANSWERING, on_event=a.on_event) for a in new]
+        for row, a in zip(group, new):
+            rows[row.index] = row
+            if a.passages:
+                self._give(row, a.passages)
+        groups.append([r.index for r in group])
+        unread = [r for r in group if r.passages is None]  # given passages: nothing to look up first
         if policy.retrieve_first and self.retriever is not None:
             if unread:
                 self._retrieve([(r, [r.question], "before generation") for r in unread])
         elif self.gate.question_signals and unread:
             self._check_questions(unread)
         if self.draft_gate is not None and self.retriever is not None:
-            for row in rows.values():
+            for row in group:
                 if row.passages is None:  # not for a question already sent to retrieval
                     row.phase = Phase.DRAFTING  # the starting phase, set before anything is written
-        for key, row in rows.items():
-            self._start(session, key, row, initial=True)
-        while active := [k for k, r in rows.items() if r.phase is not Phase.FINISHED]:
+        for row in group:
             try:
-                outcomes = session.decode(
-                    active,
-                    on_sentence=lambda key, sentence: self._on_sentence(rows[key], sentence),
-                    budgets={k: max(1, gen.max_answer_tokens - len(rows[k].accepted_ids)) for k in active},
-                    max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
-                    stop_strings=gen.stop_strings,
-                    split_sentences=gen.segment_tokens is None,
-                )
-            except BackendError as err:  # a remote model failed: each answer ends with what it has, labelled
-                for key in active:
+                self._start(session, row.index, row, initial=True)
+            except Exception as err:
+                self._drop(row, err, intake)
+
+    def _round(
+        self, session: DecodeSession, rows: dict[Hashable, _Row], active: list[Hashable], intake: Intake
+    ) -> None:
+        """One decoding round of the active rows, then what each row's outcome asks for."""
+        gen = self.config.decoding
+        room = gen.batch_size - len(active)
+
+        def hook(key: Hashable, sentence: Sentence) -> SentenceVerdict:
+            row = rows[key]
+            stop = intake.stop_reason(key)
+            if stop is not None:
+                self._stop(row, stop, intake)
+                return "done"
+            try:
+                verdict = self._on_sentence(row, sentence)
+            except Exception as err:
+                self._drop(row, err, intake)
+                return "done"
+            return "pause" if verdict == "continue" and intake.waiting(room) else verdict
+
+        try:
+            outcomes = session.decode(
+                active,
+                on_sentence=hook,
+                budgets={k: max(1, gen.max_answer_tokens - len(rows[k].accepted_ids)) for k in active},
+                max_sentence_tokens=gen.segment_tokens or gen.max_sentence_tokens,
+                stop_strings=gen.stop_strings,
+                split_sentences=gen.segment_tokens is None,
+            )
+        except BackendError as err:  # a remote model failed: each answer ends with what it has, labelled
+            for key in active:
+                if rows[key].phase is not Phase.FINISHED:
                     rows[key].emit(Degraded, what="model", error=f"the model failed: {err}")
                     self._finish(session, key, rows[key], "eos")
-                continue
-            due: list[tuple[_Row, AnswerFinish | None]] = []
+            return
+        except Exception as err:  # the round failed for every row in it
             for key in active:
-                row, out = rows[key], outcomes[key]
-                row.counts.llm_calls += 1
-                row.counts.generated_tokens += out.new_tokens
-                ended: AnswerFinish | None = out.finish if out.finish in ("eos", "stop", "budget") else None  # type: ignore[assignment]
-                if row.phase is Phase.FINISHED:  # the final answer was accepted
+                self._drop(rows[key], err, intake)
+            return
+        due: list[tuple[_Row, AnswerFinish | None]] = []
+        for key in active:
+            row, out = rows[key], outcomes[key]
+            row.counts.llm_calls += 1
+            row.counts.generated_tokens += out.new_tokens
+            ended: AnswerFinish | None = out.finish if out.finish in ("eos", "stop", "budget") else None  # type: ignore[assignment]
+            try:
+                if row.phase is Phase.FINISHED:  # the final answer was accepted (or the row was stopped)
                     session.close(key)
                 elif row.phase in (Phase.RETRIEVING, Phase.SEARCHING) and (
-                    row.pending.sentence is not None or not ended
-                ):  # type: ignore[union-attr]
+                    row.pending.sentence is not None or not ended  # type: ignore[union-attr]
+                ):
                     due.append((row, ended))
                 elif row.phase is Phase.ADJUSTING:
                     self._adjust(session, key, row, ended)
@@ -416,13 +566,54 @@ class GatedRAG:
                     row.passages = None
                     self._start(session, key, row)
                     row.move(Phase.ANSWERING)
-            if due:
-                outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
-                for (row, ended), outcome in zip(due, outcomes_r):
+            except Exception as err:
+                self._drop(row, err, intake)
+        if due:
+            outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
+            for (row, ended), outcome in zip(due, outcomes_r):
+                try:
                     self._after_retrieval(session, row.index, row, outcome, ended)
-        if self.config.policy.select is not None:
-            self._select([rows[k] for k, _, _ in items])
-        return [self._answer(rows[k]) for k, _, _ in items]
+                except Exception as err:
+                    self._drop(row, err, intake)
+
+    def _stop_waiting_rows(self, session: DecodeSession, rows: dict[Hashable, _Row], intake: Intake) -> None:
+        """Stop the rows the intake stopped while they were between decoding rounds."""
+        for key, row in rows.items():
+            if row.phase is not Phase.FINISHED and (stop := intake.stop_reason(key)) is not None:
+                self._stop(row, stop, intake)
+                session.close(key)
+
+    def _stop(self, row: _Row, stop: StopReason, intake: Intake) -> None:
+        """End a row the intake stopped: past its deadline it finishes with what it has (labelled);
+        cancelled, it is dropped."""
+        if stop == "cancelled":
+            self._drop(row, TurnCancelled("the turn was cancelled"), intake)
+            return
+        row.emit(Degraded, what="deadline", error="the turn's deadline passed: the answer ends with what it has")
+        row.move(Phase.FINISHED)
+        row.finish = "deadline"
+
+    def _drop(self, row: _Row, error: BaseException, intake: Intake) -> None:
+        """End a row without an answer; the intake hears why (and may raise it: :meth:`batch` does)."""
+        row.dropped = True
+        if row.phase is not Phase.FINISHED:
+            row.move(Phase.FINISHED)
+        intake.fail(row.index, error)
+
+    def _complete(
+        self, session: DecodeSession, rows: dict[Hashable, _Row], groups: list[list[Hashable]], intake: Intake
+    ) -> None:
+        """Deliver the answers of every group whose rows are all finished (candidates scored together)."""
+        for group in [g for g in groups if all(rows[k].phase is Phase.FINISHED for k in g)]:
+            groups.remove(group)
+            done = [rows.pop(k) for k in group]
+            for row in done:
+                session.close(row.index)
+            kept = [r for r in done if not r.dropped]
+            if self.config.policy.select is not None:
+                self._select(kept)
+            for row in kept:
+                intake.deliver(row.index, self._answer(row))
 
     # -- executing actions ------------------------------------------------------------------------
     def _on_sentence(self, row: _Row, sentence: Sentence) -> SentenceVerdict:
@@ -962,4 +1153,4 @@ class _Cancelled(Exception):
     """Raised inside a streamed answer whose consumer stopped listening."""
 
 
-__all__ = ["GatedRAG", "build_draft_gate", "extract_answer", "validate_question"]
+__all__ = ["Admission", "GatedRAG", "Intake", "StopReason", "build_draft_gate", "extract_answer", "validate_question"]

@@ -282,8 +282,9 @@ class Counts(_Model):
     wall_time_s: float = 0.0
 
 
-AnswerFinish = Literal["answer", "eos", "budget", "stop"]
-"""Why an answer ended: a final-answer sentence, end-of-sequence, the token budget, a stop string."""
+AnswerFinish = Literal["answer", "eos", "budget", "stop", "deadline"]
+"""Why an answer ended: a final-answer sentence, end-of-sequence, the token budget, a stop string,
+or its turn's deadline (:class:`gatedrag.scheduler.Scheduler`: it ends with what it has)."""
 
 
 def __getattr__(name: str) -> object:

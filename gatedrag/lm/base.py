@@ -4,8 +4,9 @@ Text goes in (prompts); text and token steps come out, each step with its log-pr
 entropy of the distribution it was drawn from and its top-k alternatives. A backend decodes
 several *rows* (one per question being answered) together and reports every finished sentence to a
 hook; the hook's verdict decides what happens to the row: ``"continue"`` (keep writing),
-``"done"`` (the answer is complete) or ``"act"`` (stop so that the controller can act on this
-sentence, e.g. retrieve). Sentence cutting is backend-neutral (:mod:`gatedrag.lm.cutter`).
+``"done"`` (the answer is complete), ``"act"`` (stop so that the controller can act on this
+sentence, e.g. retrieve) or ``"pause"`` (the sentence is fine, but stop here so that the controller
+can add rows to the batch; the row goes on at the next ``decode`` call). Sentence cutting is backend-neutral (:mod:`gatedrag.lm.cutter`).
 
 What a backend can do beyond that is declared in :class:`ModelCapabilities`, never probed: the
 full-vocabulary entropy (else each step's ``entropy`` is :func:`~gatedrag.lm.topk.topk_entropy`,
@@ -33,8 +34,9 @@ from gatedrag.config import KnowledgeControlConfig
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
-SentenceVerdict = Literal["continue", "done", "act"]
-"""What a sentence hook decides: keep writing, the row is finished, or stop so the controller can act."""
+SentenceVerdict = Literal["continue", "done", "act", "pause"]
+"""What a sentence hook decides: keep writing, the row is finished, stop so the controller can act,
+or stop at this sentence boundary so that the controller can admit new rows (continuous batching)."""
 
 SentenceHook = Callable[[Hashable, Sentence], SentenceVerdict]
 """Called with (row key, sentence) for each completed sentence."""
@@ -135,6 +137,8 @@ class DecodeSession(Protocol):
 
         With ``regroup``, once the hook asks any row to ``"act"`` the other rows stop at their next
         sentence boundary (``finish="paused"``) so the controller can serve them all in one round.
+        A ``"pause"`` verdict stops its row (``finish="paused"``) and, with ``regroup``, the others
+        at their next boundary the same way.
         """
         ...
 

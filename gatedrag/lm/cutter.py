@@ -62,7 +62,7 @@ class SentenceCutter:
     """Cuts rows' token streams into sentences and stops rows (see the module doc).
 
     ``decode(ids) -> str`` turns token ids into text. With ``regroup``, once the hook asks any row
-    to ``"act"`` the other rows stop at their next sentence boundary (``finish="paused"``).
+    to ``"act"`` or ``"pause"`` the other rows stop at their next sentence boundary (``finish="paused"``).
     """
 
     def __init__(
@@ -145,9 +145,9 @@ class SentenceCutter:
         verdict = self.on_sentence(row.key, sentence)
         if final or row.done:
             return
-        if verdict == "act":
+        if verdict in ("act", "pause"):
             self._acting += 1
-            self._finish(row, "act", flush=False)
+            self._finish(row, "act" if verdict == "act" else "paused", flush=False)
         elif verdict == "done":
             self._finish(row, "done", flush=False)
         elif self.regroup and self._acting:

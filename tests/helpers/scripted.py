@@ -62,8 +62,8 @@ class ScriptedSession:
                 done.append(s)
                 pos += 1
                 verdict = on_sentence(key, s)
-                if verdict in ("act", "done"):
-                    finish = verdict
+                if verdict in ("act", "done", "pause"):
+                    finish = "paused" if verdict == "pause" else verdict
                     break
             self.rows[key] = (script, pos)
             out[key] = DecodeOutcome(sentences=done, finish=finish, new_tokens=sum(len(s.tokens) for s in done))
