@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from gatedrag.cli.common import console, load_pipeline, user_errors
+from gatedrag.errors import GatedRAGError
 
 HELP = "/sources  /trace  /reset  /save FILE  /quit"
 
@@ -88,7 +89,7 @@ def run_chat(
             console.print(f"[red]unknown command {escape(name)}[/red] ({HELP})")
             continue
         titles: dict[str, str] = {}
-        with user_errors():
+        try:
             for item in chat.stream(message):
                 if isinstance(item, Condensed) and item.action == "rewritten":
                     console.print(f"[dim]→ {escape(item.question)}[/dim]")
@@ -106,6 +107,10 @@ def run_chat(
                         f"[bold]Answer:[/bold] {escape(item.answer)} [dim](confidence {item.confidence:.2f}, "
                         f"{item.counts.retrievals} retrievals)[/dim]"
                     )
+        except GatedRAGError as err:  # a bad message or a failed turn: say so, the conversation goes on
+            console.print(f"[red]error:[/red] {escape(str(err))}")
+        except KeyboardInterrupt:  # Ctrl-C stops the answer being written, not the chat
+            console.print("[dim](answer stopped)[/dim]")
 
 
 __all__ = ["run_chat", "shade"]

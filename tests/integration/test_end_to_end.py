@@ -172,3 +172,34 @@ async def test_the_langchain_runnable_over_a_vector_store_streams_each_rung(defa
     )
     cited = {c["id"] for s in final.response_metadata["sentences"] for c in s["citations"]}
     assert cited and cited == {p.id for p in answer.sources} and all(p.text for p in answer.sources)
+
+
+def test_two_chat_sessions_on_one_scheduler_resolve_real_follow_ups(default_rag, data_dir):
+    """Real two-turn cases (MuSiQue decompositions, the second turn saying "that company" / "it"),
+    two users at once on one model: each follow-up is rewritten with the entity its first turn named."""
+    import threading
+
+    from gatedrag.chat import ChatSession
+    from gatedrag.evals.followups import load_conversations
+    from gatedrag.evals.metrics import normalize
+    from gatedrag.scheduler import Scheduler
+
+    conversations = load_conversations(data_dir / "musique" / "train_100.jsonl", limit=2)
+    turns: dict[int, list] = {}
+    with Scheduler(default_rag) as scheduler:
+
+        def user(i: int) -> None:
+            chat = ChatSession(scheduler)
+            turns[i] = [chat.send(conversations[i].first), chat.send(conversations[i].follow_up)]
+
+        users = [threading.Thread(target=user, args=(i,)) for i in range(2)]
+        for t in users:
+            t.start()
+        for t in users:
+            t.join()
+        assert max(scheduler.occupancy) == 2  # the two users' turns were decoded together
+    for i, (first, second) in turns.items():
+        c = conversations[i]
+        assert second.condensed.action == "rewritten" and c.reference not in second.condensed.question
+        assert normalize(first.answer.answer) in normalize(second.condensed.question), (first.answer.text, second)
+        assert second.answer.question == second.condensed.question and second.answer.finish_reason == "answer"

@@ -4,14 +4,16 @@ saved and loaded."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from helpers.scripted import ScriptedLM
 
 from gatedrag.chat import ChatSession, Condensed, Turn
-from gatedrag.errors import InputError
+from gatedrag.errors import InputError, SessionClosed
 from gatedrag.events import SentenceAccepted
 from gatedrag.pipeline import GatedRAG
+from gatedrag.scheduler import Scheduler
 
 
 def session(rewrite="How many people live in Paris?", **kw) -> tuple[ChatSession, ScriptedLM]:
@@ -75,3 +77,49 @@ def test_history_saves_loads_resets_and_bad_input_is_refused(tmp_path):
         ChatSession.load(chat.rag, tmp_path / "bad.json")
     with pytest.raises(InputError):
         ChatSession(chat.rag, history_window=0)
+
+
+def test_sessions_sharing_a_scheduler_get_the_turns_they_get_alone():
+    conversations = [
+        ["What is the capital of France?", "How many people live there?", "Who founded it?"],
+        ["Where is the Louvre?", "When was it built?"],
+        ["Who wrote Hamlet?", "What else did he write?", "Where was he born?"],
+    ]
+    alone = []
+    for messages in conversations:
+        chat, _ = session()
+        alone.append([chat.send(m) for m in messages])
+    lm = ScriptedLM([("So the answer is Paris.", 0.9)], [], rewrite="How many people live in Paris?")
+    with Scheduler(GatedRAG(lm, None)) as scheduler:
+        shared: list[list] = [[] for _ in conversations]
+
+        def talk(i: int) -> None:
+            chat = ChatSession(scheduler)
+            shared[i] = [chat.send(m) for m in conversations[i]]
+
+        threads = [threading.Thread(target=talk, args=(i,)) for i in range(len(conversations))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for got, want in zip(shared, alone):
+        assert [(t.condensed, t.answer.text, t.answer.answer) for t in got] == [
+            (t.condensed, t.answer.text, t.answer.answer) for t in want
+        ]
+
+
+def test_a_closed_session_an_oversized_message_and_a_bad_deadline_are_refused():
+    chat, _ = session(max_message_chars=50)
+    with pytest.raises(InputError, match="at most 50"):
+        chat.send("x" * 51)
+    with pytest.raises(InputError):
+        chat.send(42)  # type: ignore[arg-type]
+    chat.send("What is the capital of France?")
+    chat.close()
+    with pytest.raises(SessionClosed, match="open a new ChatSession"):
+        chat.send("And Italy?")
+    with pytest.raises(SessionClosed):
+        next(chat.stream("And Spain?"))
+    assert len(chat.history.turns) == 1  # the history stays readable
+    with pytest.raises(InputError):
+        session(deadline_s=0)
