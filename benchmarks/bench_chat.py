@@ -165,6 +165,7 @@ def _stats(turns: list[dict], wall: float) -> dict:
         "turn_p50_s": _pct([t["latency"] for t in turns], 0.5),
         "turn_p95_s": _pct([t["latency"] for t in turns], 0.95),
         "generated_tokens": tokens,
+        "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
         "tokens_per_s": round(tokens / wall, 2),
     }
 
@@ -213,6 +214,7 @@ def latency(args: argparse.Namespace) -> None:
             "ttfs": ttfs,
             "latency": time.perf_counter() - t0,
             "tokens": final.counts.generated_tokens,
+            "prompt_tokens": final.counts.prompt_tokens,
             "text": final.text,
         }
 
@@ -227,6 +229,7 @@ def latency(args: argparse.Namespace) -> None:
         "turns": len(questions),
         "wall_s": round(wall, 1),
         "generated_tokens": sum(a.counts.generated_tokens for a in batched),
+        "prompt_tokens": sum(a.counts.prompt_tokens for a in batched),
         "tokens_per_s": round(sum(a.counts.generated_tokens for a in batched) / wall, 2),
         "same_as_serial": sum(a.text == b["text"] for a, b in zip(batched, serial)),
         "differ": [i for i, (a, b) in enumerate(zip(batched, serial)) if a.text != b["text"]],

@@ -113,17 +113,24 @@ class _Call:
 class Scheduler:
     """Runs ``rag`` on a worker thread for every caller (see the module doc). ``max_pending``:
     turns that may wait for a row; ``deadline_s``: the default deadline of a turn (seconds from
-    its submission; ``None``: none). The scheduler owns ``rag`` while it runs: use it only through
+    its submission; ``None``: none); ``batch_window_s``: with no turn running, how long the worker
+    waits after a turn arrives for others to start with it (turns arriving together are decoded
+    together from their first token, instead of joining at the first one's first sentence). The scheduler owns ``rag`` while it runs: use it only through
     the scheduler. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, rag: GatedRAG, *, max_pending: int = 32, deadline_s: float | None = None) -> None:
+    def __init__(
+        self, rag: GatedRAG, *, max_pending: int = 32, deadline_s: float | None = None, batch_window_s: float = 0.05
+    ) -> None:
         if max_pending < 1:
             raise InputError("max_pending must be at least 1")
+        if batch_window_s < 0:
+            raise InputError("batch_window_s must be 0 or more")
         if deadline_s is not None and deadline_s <= 0:
             raise InputError("deadline_s must be positive (or None for no deadline)")
         self.rag = rag
         self.max_pending = max_pending
         self.deadline_s = deadline_s
+        self.batch_window_s = batch_window_s
         self._cv = threading.Condition()
         self._queue: deque[_Turn] = deque()
         self._calls: deque[_Call] = deque()
@@ -256,6 +263,10 @@ class Scheduler:
         while True:
             self._serve_calls()
             with self._cv:
+                if block and self._queue and self.batch_window_s:  # idle: let turns arriving together start together
+                    until = time.monotonic() + self.batch_window_s
+                    while len(self._queue) < room and not self._closed and (left := until - time.monotonic()) > 0:
+                        self._cv.wait(left)
                 taken = self._pop_turns(room)
                 if taken or not block or (self._closed and not self._queue and not self._calls):
                     break

@@ -197,3 +197,15 @@ def test_model_work_between_rounds_runs_on_the_worker():
         with pytest.raises(ZeroDivisionError):
             scheduler.call(lambda model: 1 / 0)
         assert scheduler.ask("Capital of France?").answer == "Paris"  # the worker goes on
+
+
+def test_turns_arriving_together_start_together():
+    rag = GatedRAG(ScriptedLM([("So the answer is Paris.", 0.9)], []), None)
+    with Scheduler(rag, batch_window_s=0.5) as scheduler:
+        tickets = [scheduler.submit(f"Question {i}?") for i in range(4)]
+        assert [t.result(timeout=10).answer for t in tickets] == ["Paris"] * 4
+        assert scheduler.occupancy[0] == 4  # one admission of all four, not one then three
+    with Scheduler(rag, batch_window_s=0) as scheduler:
+        assert scheduler.ask("Alone?").answer == "Paris"
+    with pytest.raises(InputError):
+        Scheduler(rag, batch_window_s=-1)
