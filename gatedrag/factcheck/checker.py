@@ -1,0 +1,257 @@
+"""The fact checker: claim -> verdict, evidence, confidence and the event trace, searching only for
+the claims the closed-book signals leave in doubt (PCC's routing, anchors §6).
+
+For a batch of claims, each step runs for all of them at once: the closed-book certainty τ (one
+forward pass), the consistency γ of K rationales for and against (one sampled round, one scoring
+pass), the route (:mod:`~gatedrag.factcheck.routing`), then for the routes that search: the
+round's queries (the most contradictory rationale pair; what the model says is missing; the claim
+itself), one batched retrieval, one batched three-way verdict with the evidence so far. A deep
+search goes on in rounds while its verdict stays uncertain (τ < α) and its search budget lasts.
+Evidence that settles nothing, or none found, gives *not enough information*, never a guess. A
+failing retriever degrades the check (traced), it never raises.
+
+Example (with any language model and retriever)::
+
+    from gatedrag.factcheck.checker import FactChecker
+    checker = FactChecker(lm, retriever)
+    v = checker.check("Aspirin inhibits platelet aggregation.")
+    v.label, v.confidence, v.route, [e.passage.title for e in v.evidence]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatedrag.errors import InputError
+from gatedrag.factcheck.certainty import Label, VerdictCertainty
+from gatedrag.factcheck.claims import validate_claim
+from gatedrag.factcheck.consistency import Consistency, pair_query, reasoning_consistency
+from gatedrag.factcheck.events import (
+    ClaimAssessed,
+    Evidence,
+    FactCheckEvent,
+    Judged,
+    Routed,
+    Searched,
+    SearchStarted,
+    Verdict,
+    VerdictGiven,
+)
+from gatedrag.factcheck.routing import Route, RoutingConfig, route
+from gatedrag.factcheck.verdict import VerdictCheck, judge
+from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.chat import complete
+from gatedrag.lm.sampling import Sampling
+from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.query import truncate_words
+from gatedrag.types import Hit, Passage, StepPassage
+
+REFLECT_PROMPT = (
+    "Claim: {claim}\n{evidence}What is the one fact you would need to look up to decide whether the claim is true? "
+    "Write it as a short search query.\nQuery:"
+)
+"""The reflect step's prompt (the evidence read so far, if any, before the question)."""
+
+FactCheckCallback = Callable[[int, FactCheckEvent], None]
+"""Called with (claim's position in the batch, event) as each event is emitted."""
+
+
+class FactCheckConfig(BaseModel):
+    """How the checker routes and searches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    rationales: int = Field(default=3, ge=1, le=16)
+    """K: rationales written for, and K against, each claim."""
+    temperature: float = Field(default=0.7, gt=0.0, le=10.0)
+    seed: int = Field(default=0, ge=0)
+    top_k: int = Field(default=3, ge=1, le=50)
+    """Passages each search returns."""
+    deep_rounds: int = Field(default=3, ge=1, le=10)
+    """Search rounds of a deep search (each a search)."""
+    max_passages: int = Field(default=6, ge=1, le=50)
+    """Evidence passages the verdict reads (the newest round's first)."""
+    max_passage_words: int = Field(default=200, ge=10)
+    max_query_words: int = Field(default=48, ge=4)
+
+
+@dataclass
+class _Row:
+    index: int
+    claim: str
+    on_event: FactCheckCallback | None
+    events: list[FactCheckEvent] = field(default_factory=list)
+    closed: VerdictCertainty | None = None
+    consistency: Consistency | None = None
+    route: Route = "direct"
+    passages: list[Hit] = field(default_factory=list)
+    judged: VerdictCertainty | None = None
+    rounds: int = 0
+    done: bool = False
+
+    def emit(self, event_type: type, **fields: Any) -> None:
+        event = event_type(seq=len(self.events), **fields)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(self.index, event)
+
+
+class FactChecker:
+    """Checks claims with ``lm``, searching ``retriever`` for the doubtful ones (see the module doc).
+    Without a retriever every claim gets its closed-book verdict, and a claim routed to a search
+    says that there was nothing to search."""
+
+    def __init__(self, lm: LanguageModel, retriever: Retriever | None, config: FactCheckConfig | None = None):
+        self.lm = lm
+        self.retriever = retriever
+        self.config = config or FactCheckConfig()
+
+    def check(self, claim: str, *, on_event: FactCheckCallback | None = None) -> Verdict:
+        """Check one claim; ``on_event(0, event)`` is called as each event is emitted."""
+        return self.batch([claim], on_event=on_event)[0]
+
+    def batch(self, claims: Sequence[str], *, on_event: FactCheckCallback | None = None) -> list[Verdict]:
+        """Check several claims, each step batched over all of them (see the module doc)."""
+        if isinstance(claims, str):
+            raise InputError("batch() takes a list of claims; use check() for one")
+        rows = [_Row(i, validate_claim(c), on_event) for i, c in enumerate(claims)]
+        if not rows:
+            return []
+        cfg = self.config
+        closed = judge(self.lm, [VerdictCheck(claim=r.claim) for r in rows], max_passage_words=cfg.max_passage_words)
+        sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
+        consistency = reasoning_consistency(self.lm, [r.claim for r in rows], k=cfg.rationales, sampling=sampling)
+        for row, tau, gamma in zip(rows, closed, consistency):
+            row.closed, row.consistency = tau, gamma
+            row.emit(ClaimAssessed, certainty=tau, consistency=gamma)
+            decision = route(tau=tau.tau, gamma=gamma.gamma, config=cfg.routing)
+            row.route = decision.route
+            row.emit(Routed, route=decision.route, reasons=decision.reasons, note=decision.note)
+        searching = [r for r in rows if r.route != "direct"]
+        while searching := [r for r in searching if not r.done]:
+            self._search_round(searching)
+        for row in rows:
+            self._give_verdict(row)
+        return [Verdict.from_events(r.claim, r.events) for r in rows]
+
+    # -- searching --------------------------------------------------------------------------------
+    def _search_round(self, rows: list[_Row]) -> None:
+        """One round for every searching row: its query, one batched retrieval, one batched verdict."""
+        cfg = self.config
+        if self.retriever is None:
+            for row in rows:
+                row.emit(Searched, query="", error="no corpus to search (the checker has no retriever)")
+                row.done = True
+            return
+        queries = self._queries(rows)
+        for row, (query, why) in zip(rows, queries):
+            row.rounds += 1
+            row.emit(SearchStarted, query=query, why=why, round=row.rounds)
+        found = self._retrieve([q for q, _ in queries])
+        for row, (query, _), result in zip(rows, queries, found):
+            if isinstance(result, Exception):
+                row.emit(
+                    Searched,
+                    query=query,
+                    error=f"retriever failed: {type(result).__name__}: {result}",
+                    round=row.rounds,
+                )
+                continue
+            if not result:
+                row.emit(Searched, query=query, error="no passage matched the query", round=row.rounds)
+                continue
+            row.emit(Searched, query=query, passages=[StepPassage.of(h) for h in result], round=row.rounds)
+            new = {h.passage.id for h in result}
+            row.passages = (list(result) + [h for h in row.passages if h.passage.id not in new])[: cfg.max_passages]
+        readers = [r for r in rows if r.passages]
+        checks = [VerdictCheck(claim=r.claim, passages=[h.passage for h in r.passages]) for r in readers]
+        for row, certainty in zip(readers, judge(self.lm, checks, max_passage_words=cfg.max_passage_words)):
+            row.judged = certainty
+            row.emit(Judged, certainty=certainty, passages=[h.passage.id for h in row.passages], round=row.rounds)
+        for row in rows:
+            settled = row.judged is not None and row.judged.tau >= cfg.routing.alpha
+            row.done = row.route != "deep_search" or settled or row.rounds >= cfg.deep_rounds
+
+    def _queries(self, rows: list[_Row]) -> list[tuple[str, str]]:
+        """Each row's query this round and why: a targeted search's resolves the most contradictory
+        rationale pair; reflect-then-search's, and a deep search's after its first round, is what the
+        model says is missing; a deep search starts from the claim itself."""
+        words = self.config.max_query_words
+        out: list[tuple[str, str] | None] = [None] * len(rows)
+        reflect: list[int] = []
+        for i, row in enumerate(rows):
+            if row.route == "targeted_search":
+                assert row.consistency is not None
+                out[i] = (
+                    truncate_words(pair_query(row.claim, row.consistency), words),
+                    "the most contradictory rationale pair",
+                )
+            elif row.route == "deep_search" and row.rounds == 0:
+                out[i] = (truncate_words(row.claim, words), "deep search round 1: the claim")
+            else:
+                reflect.append(i)
+        if reflect:
+            for i, query in zip(reflect, self._reflect([rows[i] for i in reflect])):
+                row = rows[i]
+                why = "what the model says is missing" + (
+                    f" (deep search round {row.rounds + 1})" if row.rounds else ""
+                )
+                out[i] = (truncate_words(query or row.claim, words), why)
+        return [q for q in out if q is not None]
+
+    def _reflect(self, rows: list[_Row]) -> list[str]:
+        """What each row's model says it would look up (greedy, one batched round)."""
+        prompts = []
+        for row in rows:
+            lines = [
+                f"[{i}] {h.passage.title}: {' '.join(h.passage.text.split()[:60])}"
+                for i, h in enumerate(row.passages, 1)
+            ]
+            evidence = "Evidence so far:\n" + "\n".join(lines) + "\n" if lines else ""
+            prompts.append(REFLECT_PROMPT.format(claim=row.claim, evidence=evidence))
+        try:
+            return [c.text.strip().strip('"').strip() for c in complete(self.lm, prompts, max_tokens=32, stop=["\n"])]
+        except Exception:  # the query falls back to the claim itself
+            return [""] * len(rows)
+
+    def _retrieve(self, queries: list[str]) -> list[list[Hit] | Exception]:
+        assert self.retriever is not None
+        try:
+            return list(self.retriever.retrieve(queries, self.config.top_k))
+        except Exception:
+            out: list[list[Hit] | Exception] = []
+            for q in queries:
+                try:
+                    out.append(self.retriever.retrieve([q], self.config.top_k)[0])
+                except Exception as err:
+                    out.append(err)
+            return out
+
+    # -- the verdict ------------------------------------------------------------------------------
+    def _give_verdict(self, row: _Row) -> None:
+        assert row.closed is not None and row.consistency is not None
+        if row.route == "direct":
+            label: Label = row.closed.label or "nei"
+            confidence = row.closed.probability(label) if row.closed.label else 0.5
+            side = row.consistency.supporting if label == "supported" else row.consistency.refuting
+            note = "closed-book verdict (certain and consistent)" if row.closed.label else "the model gave no verdict"
+            row.emit(VerdictGiven, label=label, confidence=confidence, rationale=side[0] if side else "", note=note)
+            return
+        if row.judged is None or row.judged.label is None:
+            why = "no evidence found" if not row.passages else "the evidence read gave no verdict"
+            row.emit(VerdictGiven, label="nei", confidence=0.5, note=f"{why}: not enough information")
+            return
+        label = row.judged.label
+        evidence = [Evidence(passage=h.passage) for h in row.passages]
+        top: Passage = row.passages[0].passage
+        rationale = f"{top.title}: {' '.join(top.text.split()[:40])}"
+        row.emit(
+            VerdictGiven, label=label, confidence=row.judged.probability(label), evidence=evidence, rationale=rationale
+        )
+
+
+__all__ = ["REFLECT_PROMPT", "FactCheckCallback", "FactCheckConfig", "FactChecker"]

@@ -1,0 +1,92 @@
+"""A scripted model for fact-check tests: per claim, its closed-book and with-evidence verdict
+distributions and how contradictory its rationales are; it writes "For <claim>" / "Against
+<claim>" rationales and "look up <claim>" queries."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+from gatedrag.lm.base import ModelCapabilities, NextToken
+from gatedrag.types import DecodeOutcome, TokenAlternative, TokenStep
+from helpers.scripted import sentence
+
+Dist = Sequence[tuple[str, float]]
+
+
+def _top(dist: Dist) -> list[TokenAlternative]:
+    return [TokenAlternative(token_id=i, text=t, logprob=math.log(p)) for i, (t, p) in enumerate(dist)]
+
+
+class _Session:
+    def __init__(self, lm: FactLM):
+        self.lm = lm
+        self.rows: dict[Hashable, str] = {}
+
+    def start(self, key, prompt, *, cached_prefix="", continuation=(), twin=None) -> int:
+        self.rows[key] = prompt
+        return len(prompt.split())
+
+    def decode(self, keys, *, on_sentence, budgets, sampling=None, **_) -> dict[Hashable, DecodeOutcome]:
+        out = {}
+        for key in keys:
+            prompt = self.rows[key]
+            claim = self.lm.claim_in(prompt)
+            if "strongly supports" in prompt:
+                text = f"For {claim}"
+            elif "strongly refutes" in prompt:
+                text = f"Against {claim}"
+            else:
+                self.lm.reflected.append(prompt)
+                text = f"look up {claim}"
+            s = sentence(text, 0.9)
+            on_sentence(key, s)
+            out[key] = DecodeOutcome(sentences=[s], finish="stop", new_tokens=len(s.tokens))
+        return out
+
+    def close(self, key) -> None:
+        self.rows.pop(key, None)
+
+
+class FactLM:
+    name = "factlm"
+    context_length = 100_000
+    capabilities = ModelCapabilities()
+
+    def __init__(
+        self,
+        closed: Mapping[str, Dist],
+        evidence: Mapping[str, Dist] | None = None,
+        phi: Mapping[str, float] | None = None,
+    ):
+        self.closed = dict(closed)
+        self.evidence = dict(evidence or {})
+        self.phi = dict(phi or {})
+        self.verdict_prompts: list[str] = []
+        self.reflected: list[str] = []
+
+    def claim_in(self, prompt: str) -> str:
+        return next(c for c in sorted(self.closed, key=len, reverse=True) if c in prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def open_session(self) -> _Session:
+        return _Session(self)
+
+    def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
+        out = []
+        for p in prompts:
+            self.verdict_prompts.append(p)
+            claim = self.claim_in(p)
+            dist = self.evidence.get(claim, [(" Unknown", 0.9)]) if "Evidence:" in p else self.closed[claim]
+            out.append(NextToken(entropy=1.0, top=_top(dist)))
+        return out
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
+        out = []
+        for p in prompts:
+            phi = self.phi.get(self.claim_in(p), 0.1)
+            no = TokenAlternative(token_id=2, text=" No", logprob=math.log(1 - phi))
+            out.append([TokenStep(token_id=1, text=" Yes", logprob=math.log(phi), entropy=0.7, top=[no])])
+        return out

@@ -1,0 +1,106 @@
+"""The fact checker end to end on a scripted model: each route, deep search's rounds and stop, not
+enough information when nothing is found, degraded backends, the trace."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.factlm import FactLM
+
+from gatedrag.errors import InputError
+from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
+from gatedrag.factcheck.events import Verdict
+from gatedrag.factcheck.routing import RoutingConfig
+from gatedrag.types import Hit, Passage
+
+SURE = [(" True", 0.9), (" False", 0.05)]
+UNSURE = [(" True", 0.5), (" False", 0.45)]
+CONFIG = FactCheckConfig(routing=RoutingConfig(alpha=0.4, beta=0.5), rationales=2, deep_rounds=3)
+
+
+class EchoRetriever:
+    """Finds one passage per query, named after the query."""
+
+    name = "echo"
+
+    def __init__(self, empty: bool = False, fail: bool = False):
+        self.queries: list[str] = []
+        self.empty, self.fail = empty, fail
+
+    def retrieve(self, queries, k):
+        self.queries += list(queries)
+        if self.fail:
+            raise ConnectionError("search backend is down")
+        return [
+            [] if self.empty else [Hit(passage=Passage(id=q, title=q[:20], text=f"About {q}."), score=1.0, rank=1)]
+            for q in queries
+        ]
+
+
+def lm() -> FactLM:
+    return FactLM(
+        closed={"Alpha": SURE, "Beta": SURE, "Gamma": UNSURE, "Delta": UNSURE, "Omega": UNSURE},
+        evidence={
+            "Beta": [(" False", 0.8), (" True", 0.1)],
+            "Gamma": [(" True", 0.7), (" Unknown", 0.2)],
+            "Delta": [(" True", 0.4), (" False", 0.35), (" Unknown", 0.2)],
+            "Omega": [(" False", 0.9), (" True", 0.05)],
+        },
+        phi={"Alpha": 0.1, "Beta": 0.9, "Gamma": 0.1, "Delta": 0.9, "Omega": 0.9},
+    )
+
+
+def test_each_route_searches_as_its_quadrant_says_and_the_trace_says_why():
+    model, retriever = lm(), EchoRetriever()
+    streamed: dict[int, list] = {}
+    verdicts = FactChecker(model, retriever, CONFIG).batch(
+        ["Alpha is so.", "Beta is so.", "Gamma is so.", "Delta is so."],
+        on_event=lambda i, e: streamed.setdefault(i, []).append(e),
+    )
+    assert [v.route for v in verdicts] == ["direct", "targeted_search", "reflect_search", "deep_search"]
+    assert [v.searches for v in verdicts] == [0, 1, 1, 3]  # deep search: every round uncertain, budget spent
+    assert [v.label for v in verdicts] == ["supported", "refuted", "supported", "supported"]
+    alpha, beta, gamma, delta = verdicts
+    assert not alpha.evidence and alpha.rationale == "For Alpha" and alpha.confidence == pytest.approx(0.9 / 0.95)
+    assert retriever.queries[0] == "Beta is so. For Beta Against Beta"  # the worst pair
+    assert "look up Gamma" in retriever.queries  # what the model said was missing
+    assert retriever.queries.count("Delta is so.") == 1  # round 1 searches the claim, later rounds reflect
+    assert [e.passage.id for e in beta.evidence] and beta.confidence == pytest.approx(0.8 / 0.9)
+    routed = next(e for e in gamma.events if e.type == "routed")
+    assert [(r.signal, r.threshold) for r in routed.reasons] == [("tau", 0.4), ("gamma", 0.5)]
+    assert len([e for e in delta.events if e.type == "judged"]) == 3 and not delta.degraded
+    for i, v in enumerate(verdicts):
+        assert streamed[i] == v.events and v.events[-1].type == "verdict_given"
+        assert Verdict.model_validate_json(v.model_dump_json()) == v
+
+
+def test_a_deep_search_stops_as_soon_as_its_verdict_is_certain():
+    v = FactChecker(lm(), EchoRetriever(), CONFIG).check("Omega is so.")
+    assert v.route == "deep_search" and v.searches == 1 and v.label == "refuted"
+
+
+@pytest.mark.parametrize(
+    ("retriever", "why"),
+    [
+        (EchoRetriever(empty=True), "no passage matched"),
+        (EchoRetriever(fail=True), "retriever failed"),
+        (None, "no corpus"),
+    ],
+)
+def test_nothing_found_is_not_enough_information_never_a_guess(retriever, why):
+    v = FactChecker(lm(), retriever, CONFIG).check("Beta is so.")
+    assert v.route == "targeted_search" and v.label == "nei" and not v.evidence
+    assert v.degraded and any(e.type == "searched" and why in (e.error or "") for e in v.events)
+    assert "not enough information" in v.events[-1].note
+
+
+def test_bad_claims_are_refused_before_anything_runs():
+    model = lm()
+    checker = FactChecker(model, EchoRetriever(), CONFIG)
+    for bad in ("", "  ", None, 4):
+        with pytest.raises(InputError):
+            checker.check(bad)  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        checker.batch("Alpha is so.")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        checker.batch(["Alpha is so.", ""])
+    assert model.verdict_prompts == [] and checker.batch([]) == []
