@@ -89,6 +89,8 @@ class SentenceAccepted(_Event):
     passages: list[str] = Field(default_factory=list)
     """Ids of the passages in the prompt when it was written (its citations; see
     :attr:`Finished.sources`)."""
+    titles: list[str] = Field(default_factory=list)
+    """The titles of those passages, in the same order (what a chat shows beside the sentence)."""
 
 
 class SentenceDiscarded(_Event):

@@ -232,6 +232,7 @@ class _Row:
             note=note,
             confidence=sentence.confidence,
             passages=[p.id for p in cited],
+            titles=[p.title for p in cited],
         )
 
 

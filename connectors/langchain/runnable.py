@@ -140,12 +140,12 @@ def parse_input(value: Any) -> Parsed:
 
 
 # -- output ----------------------------------------------------------------------------------------
-def _sentence_entry(event: SentenceAccepted, titles: Mapping[str, str]) -> dict[str, Any]:
+def _sentence_entry(event: SentenceAccepted) -> dict[str, Any]:
     return {
         "sentence": event.sentence,
         "text": event.text,
         "confidence": event.confidence,
-        "citations": [{"id": pid, "title": titles.get(pid, "")} for pid in event.passages],
+        "citations": [{"id": pid, "title": title} for pid, title in zip(event.passages, event.titles)],
     }
 
 
@@ -168,7 +168,6 @@ class _Chunker:
 
     def __init__(self) -> None:
         self.roles: dict[int, str | None] = {}
-        self.titles: dict[str, str] = {}
         self.held: list[SentenceAccepted] = []
         self.events: list[Event] = []
         self.started = False
@@ -177,8 +176,6 @@ class _Chunker:
         self.events.append(event)
         if isinstance(event, SentenceProposed):
             self.roles[event.sentence] = event.role
-        elif isinstance(event, Retrieved):
-            self.titles.update({p.id: p.title for p in event.passages})
         elif isinstance(event, SentenceAccepted):
             if self.roles.get(event.sentence) == "draft":
                 self.held.append(event)
@@ -198,7 +195,7 @@ class _Chunker:
     def _chunk(self, event: SentenceAccepted) -> AIMessageChunk:
         text = event.text if not self.started else " " + event.text
         self.started = True
-        return AIMessageChunk(content=text, response_metadata={"sentences": [_sentence_entry(event, self.titles)]})
+        return AIMessageChunk(content=text, response_metadata={"sentences": [_sentence_entry(event)]})
 
 
 def to_message(answer: Answer) -> AIMessage:

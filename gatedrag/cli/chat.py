@@ -38,7 +38,7 @@ def run_chat(
 ) -> None:
     """Talk with the gated pipeline: follow-ups are resolved against the conversation."""
     from gatedrag.chat import ChatSession, Condensed
-    from gatedrag.events import Finished, RetrievalStarted, Retrieved, SentenceAccepted
+    from gatedrag.events import Finished, RetrievalStarted, SentenceAccepted
 
     with user_errors():
         rag = load_pipeline(config, corpus=corpus)
@@ -88,17 +88,14 @@ def run_chat(
         if name.startswith("/"):
             console.print(f"[red]unknown command {escape(name)}[/red] ({HELP})")
             continue
-        titles: dict[str, str] = {}
         try:
             for item in chat.stream(message):
                 if isinstance(item, Condensed) and item.action == "rewritten":
                     console.print(f"[dim]→ {escape(item.question)}[/dim]")
                 elif isinstance(item, RetrievalStarted):
                     console.print(f"[dim]  searching: {escape(' | '.join(item.queries))}[/dim]")
-                elif isinstance(item, Retrieved):
-                    titles.update({p.id: p.title for p in item.passages})
                 elif isinstance(item, SentenceAccepted):
-                    cited = ", ".join(titles.get(pid, pid) for pid in item.passages)
+                    cited = ", ".join(title or pid for pid, title in zip(item.passages, item.titles))
                     line = f"[{shade(item.confidence)}]{escape(item.text)}[/{shade(item.confidence)}]"
                     conf = f"{item.confidence:.2f}" if item.confidence is not None else "?"
                     console.print(f"{line} [dim]({conf}{'; ' + escape(cited) if cited else ''})[/dim]")

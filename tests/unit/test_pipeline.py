@@ -250,6 +250,8 @@ def test_given_passages_are_in_the_prompt_from_the_start_and_traced(tiny_lm):
     first = answer.steps[0]
     assert first.kind == "retrieval" and first.trigger == "given with the question" and first.query is None
     assert answer.counts.retrievals == 0  # nothing was looked up
+    accepted = [e for e in answer.events if e.type == "sentence_accepted"]
+    assert accepted and all(e.passages == ["g1", "g2"] and e.titles == ["Gold", "Two"] for e in accepted)
     closed = rag.ask("alpha?")
     assert answer.counts.prompt_tokens > closed.counts.prompt_tokens  # the passages are in the prompt
     batch = rag.batch(["alpha?", "beta?"], passages=[given, None])
