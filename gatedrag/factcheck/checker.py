@@ -77,6 +77,8 @@ class FactCheckConfig(BaseModel):
     """Evidence passages the verdict reads (the newest round's first)."""
     max_passage_words: int = Field(default=200, ge=10)
     max_query_words: int = Field(default=48, ge=4)
+    batch_size: int = Field(default=8, ge=1, le=256)
+    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows)."""
 
 
 @dataclass
@@ -115,12 +117,16 @@ class FactChecker:
         return self.batch([claim], on_event=on_event)[0]
 
     def batch(self, claims: Sequence[str], *, on_event: FactCheckCallback | None = None) -> list[Verdict]:
-        """Check several claims, each step batched over all of them (see the module doc)."""
+        """Check several claims, ``batch_size`` at a time, each step batched over them (see the module doc)."""
         if isinstance(claims, str):
             raise InputError("batch() takes a list of claims; use check() for one")
         rows = [_Row(i, validate_claim(c), on_event) for i, c in enumerate(claims)]
-        if not rows:
-            return []
+        size = self.config.batch_size
+        for lo in range(0, len(rows), size):
+            self._check_group(rows[lo : lo + size])
+        return [Verdict.from_events(r.claim, r.events) for r in rows]
+
+    def _check_group(self, rows: list[_Row]) -> None:
         cfg = self.config
         closed = judge(self.lm, [VerdictCheck(claim=r.claim) for r in rows], max_passage_words=cfg.max_passage_words)
         sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
@@ -136,7 +142,6 @@ class FactChecker:
             self._search_round(searching)
         for row in rows:
             self._give_verdict(row)
-        return [Verdict.from_events(r.claim, r.events) for r in rows]
 
     # -- searching --------------------------------------------------------------------------------
     def _search_round(self, rows: list[_Row]) -> None:

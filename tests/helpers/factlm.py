@@ -63,6 +63,8 @@ class FactLM:
         self.evidence = dict(evidence or {})
         self.phi = dict(phi or {})
         self.verdict_prompts: list[str] = []
+        self.closed_batches: list[int] = []
+        """The size of every batch of closed-book verdict prompts."""
         self.reflected: list[str] = []
 
     def claim_in(self, prompt: str) -> str:
@@ -75,6 +77,8 @@ class FactLM:
         return _Session(self)
 
     def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
+        if not any("Evidence:" in p for p in prompts):
+            self.closed_batches.append(len(prompts))
         out = []
         for p in prompts:
             self.verdict_prompts.append(p)

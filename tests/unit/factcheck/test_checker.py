@@ -104,3 +104,12 @@ def test_bad_claims_are_refused_before_anything_runs():
     with pytest.raises(InputError):
         checker.batch(["Alpha is so.", ""])
     assert model.verdict_prompts == [] and checker.batch([]) == []
+
+
+def test_claims_are_checked_batch_size_at_a_time_with_the_same_verdicts():
+    claims = ["Alpha is so.", "Beta is so.", "Gamma is so.", "Delta is so.", "Omega is so."]
+    together = FactChecker(lm(), EchoRetriever(), CONFIG).batch(claims)
+    model = lm()
+    grouped = FactChecker(model, EchoRetriever(), CONFIG.model_copy(update={"batch_size": 2})).batch(claims)
+    assert [v.model_dump() for v in grouped] == [v.model_dump() for v in together]
+    assert model.closed_batches == [2, 2, 1]
