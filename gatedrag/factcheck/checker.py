@@ -78,7 +78,9 @@ class FactCheckConfig(BaseModel):
     max_passage_words: int = Field(default=200, ge=10)
     max_query_words: int = Field(default=48, ge=4)
     batch_size: int = Field(default=8, ge=1, le=256)
-    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows)."""
+    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows). The
+    rationales are sampled with ``seed`` per row of the group, so the same claims in the same order and
+    groups give the same verdicts; another grouping draws other rationales."""
 
 
 @dataclass
