@@ -70,13 +70,30 @@ def fit_combiner(
     seed: int = 0,
 ) -> Combiner:
     """Fit a :class:`Combiner` on the records' candidates (see the module doc)."""
+    rows, right, groups = candidate_table(records)
+    return fit_table(rows, right, groups, features=features, calibration=calibration, folds=folds, c=c, seed=seed)
+
+
+def fit_table(
+    rows: Sequence[Mapping[str, float]],
+    right: Sequence[bool],
+    groups: Sequence[str],
+    *,
+    features: Sequence[str] | None = None,
+    calibration: Literal["isotonic", "platt"] = "isotonic",
+    folds: int = 5,
+    c: float = 1.0,
+    seed: int = 0,
+) -> Combiner:
+    """Fit a :class:`Combiner` on feature rows, whether each is right, and the group each belongs to
+    (a question, a claim: folds never split a group); what :func:`fit_combiner` and the
+    fact-checker's calibration fit."""
     try:
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GroupKFold
     except ImportError:
         raise ConfigError("fitting a combiner needs scikit-learn: pip install 'gatedrag[select]'") from None
-    rows, right, groups = candidate_table(records)
     y = np.asarray(right, dtype=bool)
     if len(rows) < 20 or y.all() or not y.any():
         raise ConfigError(
@@ -261,4 +278,12 @@ def selection_report(
     )
 
 
-__all__ = ["SelectionReport", "candidate_table", "features_of", "fit_combiner", "selection_report", "tune_combiner"]
+__all__ = [
+    "SelectionReport",
+    "candidate_table",
+    "features_of",
+    "fit_combiner",
+    "fit_table",
+    "selection_report",
+    "tune_combiner",
+]

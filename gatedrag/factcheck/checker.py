@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.errors import InputError
-from gatedrag.factcheck.certainty import Label, VerdictCertainty
+from gatedrag.factcheck.certainty import LABELS, Label, VerdictCertainty
 from gatedrag.factcheck.claims import validate_claim
 from gatedrag.factcheck.consistency import Consistency, pair_query, reasoning_consistency
 from gatedrag.factcheck.events import (
@@ -41,8 +41,9 @@ from gatedrag.factcheck.events import (
     Verdict,
     VerdictGiven,
 )
-from gatedrag.factcheck.routing import Route, RoutingConfig, route
+from gatedrag.factcheck.routing import ROUTES, Route, RoutingConfig, route
 from gatedrag.factcheck.verdict import VerdictCheck, judge
+from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import LanguageModel
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
@@ -58,6 +59,56 @@ REFLECT_PROMPT = (
 
 FactCheckCallback = Callable[[int, FactCheckEvent], None]
 """Called with (claim's position in the batch, event) as each event is emitted."""
+
+VERDICT_FEATURES: tuple[str, ...] = (
+    "p_label",
+    "tau_closed",
+    "gamma",
+    "tau_evidence",
+    "p_label_evidence",
+    "searches",
+    "passages",
+    *(f"route:{r}" for r in ROUTES),
+    *(f"label:{lab}" for lab in LABELS),
+)
+"""Every feature :func:`verdict_features` can give (what a calibration file may be fitted on)."""
+
+
+def verdict_features(
+    *,
+    label: Label,
+    p_label: float,
+    closed: VerdictCertainty,
+    consistency: Consistency,
+    judged: VerdictCertainty | None,
+    route: Route,
+    searches: int,
+    passages: int,
+) -> dict[str, float]:
+    """The features of a verdict: its uncalibrated probability ``p_label``, the closed-book τ, γ,
+    τ and the label's probability with the evidence (when there was some), searches run, evidence
+    passages read, the route and the label (one-hot).
+
+    >>> from gatedrag.factcheck.certainty import VerdictCertainty
+    >>> c = VerdictCertainty(p_supported=0.6, p_refuted=0.3, p_nei=0.0, tau=0.3, label="supported", top_two_agree=False)
+    >>> f = verdict_features(label="supported", p_label=0.67, closed=c, consistency=Consistency(gamma=0.8),
+    ...                      judged=None, route="direct", searches=0, passages=0)
+    >>> f["tau_closed"], f["route:direct"], "tau_evidence" in f
+    (0.3, 1.0, False)
+    """
+    f = {
+        "p_label": p_label,
+        "tau_closed": closed.tau,
+        "gamma": consistency.gamma,
+        "searches": float(searches),
+        "passages": float(passages),
+    }
+    if judged is not None:
+        f["tau_evidence"] = judged.tau
+        f["p_label_evidence"] = judged.probability(label)
+    f.update({f"route:{r}": float(r == route) for r in ROUTES})
+    f.update({f"label:{lab}": float(lab == label) for lab in LABELS})
+    return f
 
 
 class FactCheckConfig(BaseModel):
@@ -106,13 +157,23 @@ class _Row:
 
 class FactChecker:
     """Checks claims with ``lm``, searching ``retriever`` for the doubtful ones (see the module doc).
-    Without a retriever every claim gets its closed-book verdict, and a claim routed to a search
-    says that there was nothing to search."""
+    Without a retriever a claim routed to a search says that there was nothing to search.
+    ``calibration``: a :class:`~gatedrag.gate.combiner.Combiner` fitted on verdict features of
+    training claims; its probability is the confidence shown (without one: the label's share of
+    the verdict token's probability mass)."""
 
-    def __init__(self, lm: LanguageModel, retriever: Retriever | None, config: FactCheckConfig | None = None):
+    def __init__(
+        self,
+        lm: LanguageModel,
+        retriever: Retriever | None,
+        config: FactCheckConfig | None = None,
+        *,
+        calibration: Combiner | None = None,
+    ):
         self.lm = lm
         self.retriever = retriever
         self.config = config or FactCheckConfig()
+        self.calibration = calibration
 
     def check(self, claim: str, *, on_event: FactCheckCallback | None = None) -> Verdict:
         """Check one claim; ``on_event(0, event)`` is called as each event is emitted."""
@@ -241,24 +302,43 @@ class FactChecker:
     # -- the verdict ------------------------------------------------------------------------------
     def _give_verdict(self, row: _Row) -> None:
         assert row.closed is not None and row.consistency is not None
+        fields: dict[str, Any]
         if row.route == "direct":
             label: Label = row.closed.label or "nei"
-            confidence = row.closed.probability(label) if row.closed.label else 0.5
+            p = row.closed.probability(label) if row.closed.label else 0.5
             side = row.consistency.supporting if label == "supported" else row.consistency.refuting
             note = "closed-book verdict (certain and consistent)" if row.closed.label else "the model gave no verdict"
-            row.emit(VerdictGiven, label=label, confidence=confidence, rationale=side[0] if side else "", note=note)
-            return
-        if row.judged is None or row.judged.label is None:
+            fields = {"rationale": side[0] if side else "", "note": note}
+        elif row.judged is None or row.judged.label is None:
             why = "no evidence found" if not row.passages else "the evidence read gave no verdict"
-            row.emit(VerdictGiven, label="nei", confidence=0.5, note=f"{why}: not enough information")
-            return
-        label = row.judged.label
-        evidence = [Evidence(passage=h.passage) for h in row.passages]
-        top: Passage = row.passages[0].passage
-        rationale = f"{top.title}: {' '.join(top.text.split()[:40])}"
-        row.emit(
-            VerdictGiven, label=label, confidence=row.judged.probability(label), evidence=evidence, rationale=rationale
+            label, p, fields = "nei", 0.5, {"note": f"{why}: not enough information"}
+        else:
+            label = row.judged.label
+            p = row.judged.probability(label)
+            top: Passage = row.passages[0].passage
+            fields = {
+                "evidence": [Evidence(passage=h.passage) for h in row.passages],
+                "rationale": f"{top.title}: {' '.join(top.text.split()[:40])}",
+            }
+        features = verdict_features(
+            label=label,
+            p_label=p,
+            closed=row.closed,
+            consistency=row.consistency,
+            judged=row.judged,
+            route=row.route,
+            searches=row.rounds,
+            passages=len(row.passages) if row.route != "direct" else 0,
         )
+        confidence = self.calibration.probability(features) if self.calibration is not None else p
+        row.emit(VerdictGiven, label=label, confidence=confidence, features=features, **fields)
 
 
-__all__ = ["REFLECT_PROMPT", "FactCheckCallback", "FactCheckConfig", "FactChecker"]
+__all__ = [
+    "REFLECT_PROMPT",
+    "VERDICT_FEATURES",
+    "FactCheckCallback",
+    "FactCheckConfig",
+    "FactChecker",
+    "verdict_features",
+]

@@ -91,6 +91,9 @@ class VerdictGiven(_Event):
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str = ""
     note: str | None = None
+    features: dict[str, float] = Field(default_factory=dict)
+    """What the confidence was computed from (:func:`gatedrag.factcheck.checker.verdict_features`;
+    what a calibration is fitted on)."""
 
 
 FactCheckEvent = Annotated[

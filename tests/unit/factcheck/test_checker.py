@@ -113,3 +113,25 @@ def test_claims_are_checked_batch_size_at_a_time_with_the_same_verdicts():
     grouped = FactChecker(model, EchoRetriever(), CONFIG.model_copy(update={"batch_size": 2})).batch(claims)
     assert [v.model_dump() for v in grouped] == [v.model_dump() for v in together]
     assert model.closed_batches == [2, 2, 1]
+
+
+def test_the_confidence_shown_is_the_calibration_of_the_verdicts_features():
+    from gatedrag.factcheck.checker import VERDICT_FEATURES
+    from gatedrag.gate.combiner import Combiner
+
+    plain = FactChecker(lm(), EchoRetriever(), CONFIG).batch(["Alpha is so.", "Beta is so."])
+    features = [v.events[-1].features for v in plain]
+    assert features[0]["route:direct"] == 1.0 and "tau_evidence" not in features[0]
+    assert (
+        features[1]["route:targeted_search"] == 1.0 and features[1]["tau_evidence"] > 0 and features[1]["searches"] == 1
+    )
+    assert all(set(f) <= set(VERDICT_FEATURES) for f in features)
+    assert [v.confidence for v in plain] == [f["p_label"] for f in features]
+    calibration = Combiner(
+        features=["tau_closed", "gamma"], weights=[1.0, -2.0], bias=0.1, mean=[0.5, 0.5], scale=[0.2, 0.3]
+    )
+    calibrated = FactChecker(lm(), EchoRetriever(), CONFIG, calibration=calibration).batch(
+        ["Alpha is so.", "Beta is so."]
+    )
+    assert [v.confidence for v in calibrated] == [pytest.approx(calibration.probability(f)) for f in features]
+    assert [v.label for v in calibrated] == [v.label for v in plain]  # calibration changes the confidence only
