@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.gate.select import ScoredCandidate
+from gatedrag.records import JsonlWriter, read_jsonl
 from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Passage, Step
 
@@ -128,48 +129,13 @@ def failed_record(example: Example, method: str, err: Exception) -> QuestionReco
 
 # -- the record file --------------------------------------------------------------------------
 def read_records(path: Path, *, repair: bool = False) -> list[QuestionRecord]:
-    """Records of a JSONL file. Text after the last newline is the torn tail of an interrupted
-    write: it is ignored, and cut off the file with ``repair``. A damaged complete line is an error."""
-    if not path.is_file():
-        return []
-    raw = path.read_bytes()
-    good_end = raw.rfind(b"\n") + 1
-    records = []
-    for i, line in enumerate(raw[:good_end].split(b"\n")):
-        if not line.strip():
-            continue
-        try:
-            records.append(QuestionRecord.model_validate_json(line))
-        except ValueError:
-            raise ConfigError(f"{path}: line {i + 1} is not a valid record; move the file away to start over") from None
-    if repair and good_end < len(raw):
-        with path.open("r+b") as f:
-            f.truncate(good_end)
-            f.flush()
-            os.fsync(f.fileno())
-    return records
+    """The question records of a JSONL file (:func:`gatedrag.records.read_jsonl`: a torn tail is
+    ignored, and cut off with ``repair``; a damaged complete line is an error)."""
+    return read_jsonl(path, QuestionRecord, repair=repair)
 
 
-class RecordWriter:
-    """Appends records durably: each line is flushed and fsynced before the next question."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, record: QuestionRecord) -> None:
-        self._f.write(record.model_dump_json() + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> RecordWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+RecordWriter = JsonlWriter
+"""Appends records durably: each line is flushed and fsynced before the next question."""
 
 
 # -- fingerprints -----------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Durable JSONL record files: one pydantic record a line, each appended, flushed and fsynced
+before the next, so a run killed at any moment (even ``kill -9``) loses at most the line being
+written and a rerun resumes after the last complete one. What the evaluation runner and the
+fact-checker's batch mode write.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from pydantic import BaseModel
+    >>> class Row(BaseModel):
+    ...     id: str
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.jsonl"
+    >>> with JsonlWriter(path) as w:
+    ...     w.write(Row(id="a"))
+    >>> _ = path.open("a").write('{"id": "b"')          # a torn tail: an interrupted write
+    >>> [r.id for r in read_jsonl(path, Row, repair=True)], path.read_text()
+    (['a'], '{"id":"a"}\\n')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from gatedrag.errors import ConfigError
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def read_jsonl(path: Path, model: type[R], *, repair: bool = False) -> list[R]:
+    """The records of a JSONL file (none if it does not exist). Text after the last newline is the
+    torn tail of an interrupted write: it is ignored, and cut off the file with ``repair``. A damaged
+    complete line is a :class:`~gatedrag.errors.ConfigError` naming it."""
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    good_end = raw.rfind(b"\n") + 1
+    records = []
+    for i, line in enumerate(raw[:good_end].split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            records.append(model.model_validate_json(line))
+        except ValueError:
+            raise ConfigError(f"{path}: line {i + 1} is not a valid record; move the file away to start over") from None
+    if repair and good_end < len(raw):
+        with path.open("r+b") as f:
+            f.truncate(good_end)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+class JsonlWriter:
+    """Appends records durably: each line is flushed and fsynced before the next."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("a", encoding="utf-8")
+
+    def write(self, record: BaseModel) -> None:
+        self._f.write(record.model_dump_json() + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["JsonlWriter", "read_jsonl"]
