@@ -1,0 +1,89 @@
+"""The claims-file batch mode: records with the input's fields, killed with SIGKILL mid-run and
+rerun with nothing lost or duplicated, a changed configuration refused, a refused claim recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.factlm import FactLM
+
+from gatedrag.errors import ConfigError
+from gatedrag.factcheck.batch import RECORDS, ClaimRecord, check_claims
+from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
+from gatedrag.factcheck.claims import Claim
+from gatedrag.records import read_jsonl
+
+NAMES = [f"Claim{i:02d}" for i in range(12)]
+DRIVER = """
+import sys, time
+from pathlib import Path
+from helpers.factlm import FactLM
+from gatedrag.factcheck.batch import check_claims
+from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
+from gatedrag.factcheck.claims import Claim
+
+class Slow(FactLM):
+    def next_token(self, prompts):
+        time.sleep(0.15)
+        return super().next_token(prompts)
+
+names = [f"Claim{i:02d}" for i in range(12)]
+lm = Slow(closed={n: [(" True", 0.9), (" False", 0.05)] for n in names})
+checker = FactChecker(lm, None, FactCheckConfig(batch_size=2, rationales=1))
+claims = [Claim(id=str(i), claim=f"{n} is so.", fields={"n": i}) for i, n in enumerate(names)]
+check_claims(checker, claims, Path(sys.argv[1]), on_record=lambda r, d, t: print(d, flush=True))
+"""
+
+
+def checker(**config) -> FactChecker:
+    lm = FactLM(closed={n: [(" True", 0.9), (" False", 0.05)] for n in NAMES})
+    return FactChecker(lm, None, FactCheckConfig(batch_size=2, rationales=1, **config))
+
+
+def claims() -> list[Claim]:
+    return [Claim(id=str(i), claim=f"{n} is so.", fields={"n": i}) for i, n in enumerate(NAMES)]
+
+
+def test_a_run_killed_mid_way_resumes_with_nothing_lost_or_duplicated(tmp_path):
+    tests = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    while int(proc.stdout.readline() or 99) < 5:  # a few records written, the run still going
+        pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = read_jsonl(tmp_path / RECORDS, ClaimRecord)
+    assert 5 <= len(partial) < 12
+    with (tmp_path / RECORDS).open("a") as f:
+        f.write('{"id": "torn')  # as if killed in the middle of a write
+    records = check_claims(checker(), claims(), tmp_path)
+    on_disk = read_jsonl(tmp_path / RECORDS, ClaimRecord)
+    assert [r.id for r in records] == [str(i) for i in range(12)]
+    assert sorted(r.id for r in on_disk) == sorted(str(i) for i in range(12))  # each once
+    assert [r.fields["n"] for r in records] == list(range(12)) and all(r.label == "supported" for r in records)
+    assert [r.model_dump() for r in on_disk[: len(partial)]] == [r.model_dump() for r in partial]
+
+
+def test_records_carry_the_verdict_and_a_changed_configuration_is_refused(tmp_path):
+    records = check_claims(checker(), claims()[:3], tmp_path)
+    assert [(r.label, r.route, r.searches) for r in records] == [("supported", "direct", 0)] * 3
+    assert json.loads((tmp_path / "run.json").read_text())["model"] == "factlm"
+    with pytest.raises(ConfigError, match="another config"):
+        check_claims(checker(top_k=5), claims(), tmp_path)
+    again = check_claims(checker(), claims()[:3], tmp_path)  # nothing to do: the same records
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in records]
+
+
+def test_a_claim_the_checker_refuses_is_recorded_as_failed_and_the_rest_go_on(tmp_path):
+    bad = [*claims()[:2], Claim(id="x", claim="x" * 3000), *claims()[2:3]]  # longer than a claim may be
+    records = check_claims(checker(), bad, tmp_path)
+    failed = next(r for r in records if r.id == "x")
+    assert failed.label is None and failed.degraded and "at most 2000" in (failed.error or "")
+    assert [r.label for r in records if r.id != "x"] == ["supported"] * 3
