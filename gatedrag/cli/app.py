@@ -1,5 +1,5 @@
-"""The ``gatedrag`` command line (typer): ``ask``, ``chat``, ``serve``, ``index build``, ``corpus``, ``eval``,
-``report``, ``tune``.
+"""The ``gatedrag`` command line (typer): ``ask``, ``chat``, ``check``, ``serve``, ``index build``, ``corpus``,
+``eval``, ``report``, ``tune``.
 
 Errors a user can cause (bad question, missing corpus, bad config) are printed without a
 traceback and exit with status 1.
@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from gatedrag.cli.chat import run_chat
+from gatedrag.cli.check import run_check
 from gatedrag.cli.common import console, err_console, load_pipeline, status_progress
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
@@ -31,6 +32,7 @@ app.command("eval")(run_eval)
 app.command("report")(run_report)
 app.command("tune")(run_tune)
 app.command("chat")(run_chat)
+app.command("check")(run_check)
 
 
 def _signal_cell(v: SignalValue) -> str:
