@@ -255,7 +255,7 @@ class FactChecker:
             if row.route == "targeted_search":
                 assert row.consistency is not None
                 out[i] = (
-                    truncate_words(pair_query(row.claim, row.consistency), words),
+                    pair_query(row.claim, row.consistency, max_words=words),
                     "the most contradictory rationale pair",
                 )
             elif row.route == "deep_search" and row.rounds == 0:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gatedrag.lm.base import LanguageModel
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
+from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.signals.verify import p_true_of
 
 SUPPORT_PROMPT = "Claim: {claim}\nWrite one sentence of evidence that strongly supports the claim.\nEvidence:"
@@ -65,13 +66,24 @@ def contradictions(lm: LanguageModel, pairs: Sequence[tuple[str, str]]) -> list[
     return [p_true_of(steps[0]).p_true for steps in lm.score(prompts, [" Yes"] * len(prompts))]
 
 
+def first_sentence(text: str) -> str:
+    """A rationale is one sentence: what the model wrote up to its first sentence end.
+
+    >>> first_sentence(" Aspirin blocks COX-1. It also thins blood.")
+    'Aspirin blocks COX-1.'
+    """
+    text = text.strip()
+    end = find_sentence_end(text + " ")
+    return text[:end].strip() if end is not None else text
+
+
 def rationales(
     lm: LanguageModel, claims: Sequence[str], k: int, *, sampling: Sampling, max_tokens: int = 48
 ) -> list[tuple[list[str], list[str]]]:
     """``k`` supporting and ``k`` refuting rationales for every claim, decoded in one sampled round."""
     prompts = [template.format(claim=claim.strip()) for claim in claims for template in (SUPPORT_PROMPT, REFUTE_PROMPT)]
     done = complete(lm, [p for p in prompts for _ in range(k)], max_tokens=max_tokens, stop=["\n"], sampling=sampling)
-    texts = [d.text.strip() for d in done]
+    texts = [first_sentence(d.text) for d in done]
     out = []
     for n in range(len(claims)):
         base = 2 * k * n
@@ -102,18 +114,26 @@ def reasoning_consistency(
     return out
 
 
-def pair_query(claim: str, consistency: Consistency) -> str:
-    """The targeted search's query: the claim and the most contradictory pair of rationales.
+def pair_query(claim: str, consistency: Consistency, *, max_words: int = 48) -> str:
+    """The targeted search's query: the claim, then as much of the most contradictory pair of
+    rationales as fits in ``max_words`` (half each; the claim is never cut away).
 
-    >>> c = Consistency(gamma=0.2, supporting=["X causes Y."], refuting=["X does not cause Y."],
+    >>> c = Consistency(gamma=0.2, supporting=["X causes Y."], refuting=["X does not cause Y at all."],
     ...                 most_contradictory=(0, 0))
     >>> pair_query("X causes Y", c)
-    'X causes Y X causes Y. X does not cause Y.'
+    'X causes Y X causes Y. X does not cause Y at all.'
+    >>> pair_query("X causes Y", c, max_words=7)
+    'X causes Y X causes X does'
     """
+    words = claim.split()
     if consistency.most_contradictory is None:
-        return claim.strip()
+        return " ".join(words)
     i, j = consistency.most_contradictory
-    return " ".join([claim.strip(), consistency.supporting[i], consistency.refuting[j]])
+    room = max(0, max_words - len(words))
+    share = room // 2
+    pro = consistency.supporting[i].split()[:share]
+    con = consistency.refuting[j].split()[: room - len(pro)]
+    return " ".join([*words, *pro, *con])
 
 
 __all__ = [
@@ -123,6 +143,7 @@ __all__ = [
     "Consistency",
     "consistency_of",
     "contradictions",
+    "first_sentence",
     "pair_query",
     "rationales",
     "reasoning_consistency",
