@@ -14,13 +14,15 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.factcheck.certainty import LABELS, Label
+from gatedrag.factcheck.sentences import split_sentences
+from gatedrag.types import Passage
 
 from .datasets import _read_json, _records
 
@@ -62,6 +64,19 @@ def load_scifact(path: Path, *, limit: int | None = None) -> list[LabelledClaim]
     return out
 
 
+def scifact_sentences(path: Path) -> Callable[[Passage], list[str]]:
+    """A sentence source for the fact checker: each abstract's sentences as SciFact's official
+    corpus (``corpus_official.jsonl``: ``doc_id, title, abstract [sentences]``) lists them, so the
+    indices reported are SciFact's; a passage not in it is cut at sentence ends."""
+    rows = _records(_read_json(path, "scifact corpus"), path, "scifact corpus", ["doc_id", "abstract"])
+    by_id = {str(r["doc_id"]): [str(x).strip() for x in r["abstract"]] for r in rows}
+
+    def source(passage: Passage) -> list[str]:
+        return by_id.get(passage.id) or split_sentences(passage.text)
+
+    return source
+
+
 def verdict_scores(predicted: Sequence[Label], gold: Sequence[Label]) -> dict[str, Any]:
     """Label accuracy, per-label F1 and their macro average (over the three labels)."""
     if len(predicted) != len(gold):
@@ -81,4 +96,4 @@ def verdict_scores(predicted: Sequence[Label], gold: Sequence[Label]) -> dict[st
     }
 
 
-__all__ = ["SCIFACT_LABELS", "LabelledClaim", "load_scifact", "verdict_scores"]
+__all__ = ["SCIFACT_LABELS", "LabelledClaim", "load_scifact", "scifact_sentences", "verdict_scores"]

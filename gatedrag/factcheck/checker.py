@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.errors import InputError
+from gatedrag.events import Degraded
 from gatedrag.factcheck.certainty import LABELS, Label, VerdictCertainty
 from gatedrag.factcheck.claims import validate_claim
 from gatedrag.factcheck.consistency import Consistency, pair_query, reasoning_consistency
@@ -42,6 +43,7 @@ from gatedrag.factcheck.events import (
     VerdictGiven,
 )
 from gatedrag.factcheck.routing import ROUTES, Route, RoutingConfig, route
+from gatedrag.factcheck.sentences import SentenceSource, passage_sentences, rationale_sentences
 from gatedrag.factcheck.verdict import VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import LanguageModel
@@ -128,6 +130,9 @@ class FactCheckConfig(BaseModel):
     """Evidence passages the verdict reads (the newest round's first)."""
     max_passage_words: int = Field(default=200, ge=10)
     max_query_words: int = Field(default=48, ge=4)
+    rationale_sentences: int = Field(default=3, ge=0, le=20)
+    """Sentences named as each evidence passage's rationale (each judged alone: one batched pass);
+    0: none named."""
     batch_size: int = Field(default=8, ge=1, le=256)
     """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows). The
     rationales are sampled with ``seed`` per row of the group, so the same claims in the same order and
@@ -145,6 +150,7 @@ class _Row:
     route: Route = "direct"
     passages: list[Hit] = field(default_factory=list)
     judged: VerdictCertainty | None = None
+    sentences: list[list[int]] = field(default_factory=list)  # per evidence passage: its rationale sentences
     rounds: int = 0
     done: bool = False
 
@@ -160,7 +166,8 @@ class FactChecker:
     Without a retriever a claim routed to a search says that there was nothing to search.
     ``calibration``: a :class:`~gatedrag.gate.combiner.Combiner` fitted on verdict features of
     training claims; its probability is the confidence shown (without one: the label's share of
-    the verdict token's probability mass)."""
+    the verdict token's probability mass). ``sentences``: an evidence passage's sentences, whose
+    indices the verdict reports (default: its text cut at sentence ends)."""
 
     def __init__(
         self,
@@ -169,11 +176,14 @@ class FactChecker:
         config: FactCheckConfig | None = None,
         *,
         calibration: Combiner | None = None,
+        sentences: SentenceSource = passage_sentences,
     ):
         self.lm = lm
         self.retriever = retriever
         self.config = config or FactCheckConfig()
         self.calibration = calibration
+        self.sentences = sentences
+        """Where an evidence passage's sentences come from (the corpus's own, when it has them)."""
 
     def check(self, claim: str, *, on_event: FactCheckCallback | None = None) -> Verdict:
         """Check one claim; ``on_event(0, event)`` is called as each event is emitted."""
@@ -203,8 +213,27 @@ class FactChecker:
         searching = [r for r in rows if r.route != "direct"]
         while searching := [r for r in searching if not r.done]:
             self._search_round(searching)
+        self._name_sentences([r for r in rows if r.judged is not None and r.judged.label not in (None, "nei")])
         for row in rows:
             self._give_verdict(row)
+
+    def _name_sentences(self, rows: list[_Row]) -> None:
+        """Each evidence passage's rationale sentences, for every row with a verdict (one pass)."""
+        if not rows or not self.config.rationale_sentences:
+            return
+        requests = [(r.claim, r.judged.label, [h.passage for h in r.passages]) for r in rows]  # type: ignore[union-attr]
+        try:
+            found = rationale_sentences(
+                self.lm, requests, source=self.sentences, per_passage=self.config.rationale_sentences
+            )
+        except Exception as err:  # the verdict goes on without sentence indices
+            for row in rows:
+                row.emit(
+                    Degraded, what="sentences", error=f"rationale sentences unavailable: {type(err).__name__}: {err}"
+                )
+            return
+        for row, per_passage in zip(rows, found):
+            row.sentences = per_passage
 
     # -- searching --------------------------------------------------------------------------------
     def _search_round(self, rows: list[_Row]) -> None:
@@ -317,7 +346,10 @@ class FactChecker:
             p = row.judged.probability(label)
             top: Passage = row.passages[0].passage
             fields = {
-                "evidence": [Evidence(passage=h.passage) for h in row.passages],
+                "evidence": [
+                    Evidence(passage=h.passage, sentences=row.sentences[i] if i < len(row.sentences) else [])
+                    for i, h in enumerate(row.passages)
+                ],
                 "rationale": f"{top.title}: {' '.join(top.text.split()[:40])}",
             }
         features = verdict_features(

@@ -58,7 +58,10 @@ class FactLM:
         closed: Mapping[str, Dist],
         evidence: Mapping[str, Dist] | None = None,
         phi: Mapping[str, float] | None = None,
+        by_text: Mapping[str, Dist] | None = None,
     ):
+        """``by_text``: the verdict with exactly this text as the (only) evidence passage's text."""
+        self.by_text = dict(by_text or {})
         self.closed = dict(closed)
         self.evidence = dict(evidence or {})
         self.phi = dict(phi or {})
@@ -84,6 +87,9 @@ class FactLM:
             self.verdict_prompts.append(p)
             claim = self.claim_in(p)
             dist = self.evidence.get(claim, [(" Unknown", 0.9)]) if "Evidence:" in p else self.closed[claim]
+            if "Evidence:\n[1] " in p and "\n[2] " not in p:
+                text = p.split("Evidence:\n[1] ", 1)[1].split("\n", 1)[0].split(": ", 1)[-1]
+                dist = self.by_text.get(text, dist)
             out.append(NextToken(entropy=1.0, top=_top(dist)))
         return out
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gatedrag.evals.claims import load_scifact, verdict_scores
+from gatedrag.evals.claims import load_scifact, scifact_sentences, verdict_scores
+from gatedrag.types import Passage
 
 
 def test_the_dev_claims_have_the_documented_label_counts(data_dir):
@@ -23,3 +24,13 @@ def test_verdict_scores_match_hand_counts():
     assert s["accuracy"] == 0.5 and s["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 3)
     with pytest.raises(ValueError):
         verdict_scores(["nei"], [])
+
+
+def test_the_official_corpus_gives_scifacts_sentence_indices(data_dir):
+    import json
+
+    source = scifact_sentences(data_dir / "scifact" / "corpus_official.jsonl")
+    first = json.loads((data_dir / "scifact" / "corpus_official.jsonl").open().readline())
+    passage = Passage(id=str(first["doc_id"]), title=first["title"], text=" ".join(first["abstract"]))
+    assert source(passage) == [s.strip() for s in first["abstract"]]
+    assert source(Passage(id="not-there", title="", text="One. Two.")) == ["One.", "Two."]

@@ -135,3 +135,32 @@ def test_the_confidence_shown_is_the_calibration_of_the_verdicts_features():
     )
     assert [v.confidence for v in calibrated] == [pytest.approx(calibration.probability(f)) for f in features]
     assert [v.label for v in calibrated] == [v.label for v in plain]  # calibration changes the confidence only
+
+
+def test_evidence_names_the_sentences_whose_own_verdict_is_the_claims():
+    class Abstract:
+        name = "abstract"
+
+        def retrieve(self, queries, k):
+            text = "Water boils at 100 degrees. The sky is blue. Ice melts at 0 degrees."
+            return [[Hit(passage=Passage(id="d1", title="Water", text=text), score=1.0, rank=1)] for _ in queries]
+
+    model = FactLM(
+        closed={"Beta": SURE},
+        evidence={"Beta": [(" False", 0.8), (" True", 0.1)]},
+        phi={"Beta": 0.9},
+        by_text={
+            "Water boils at 100 degrees.": [(" False", 0.9), (" True", 0.05)],
+            "The sky is blue.": [(" Unknown", 0.9)],
+            "Ice melts at 0 degrees.": [(" False", 0.6), (" True", 0.3)],
+        },
+    )
+    v = FactChecker(model, Abstract(), CONFIG).check("Beta is so.")
+    assert v.label == "refuted" and [(e.passage.id, e.sentences) for e in v.evidence] == [("d1", [0, 2])]
+    official = {
+        "d1": ["Ice melts at 0 degrees.", "The sky is blue.", "Water boils at 100 degrees."]
+    }  # the corpus's own order
+    v = FactChecker(model, Abstract(), CONFIG, sentences=lambda p: official[p.id]).check("Beta is so.")
+    assert v.evidence[0].sentences == [2, 0]  # surest first, in the corpus's indices
+    off = FactChecker(model, Abstract(), CONFIG.model_copy(update={"rationale_sentences": 0})).check("Beta is so.")
+    assert off.evidence[0].sentences == []
