@@ -1,5 +1,5 @@
-"""LangChain integration (``pip install 'gatedrag[langchain]'``): the gated answer as a Runnable,
-retrievers both ways, gatedrag's model as a chat model with logprobs, its embedder as LangChain
+"""LangChain integration (``pip install 'gatedrag[langchain]'``): the gated answer and the fact
+checker as Runnables, retrievers both ways, gatedrag's model as a chat model with logprobs, its embedder as LangChain
 embeddings.
 
 Example:
@@ -17,10 +17,12 @@ from .chat_lm import LangChainCompleter, langchain_language_model
 from .chat_model import GatedragChatModel
 from .documents import to_document, to_passage
 from .embeddings import GatedragEmbeddings
+from .factcheck import FactCheckRunnable, verdict_of
 from .retrievers import GatedragRetriever, LangChainRetriever
 from .runnable import GatedRAGRunnable, answer_of
 
 __all__ = [
+    "FactCheckRunnable",
     "GatedRAGRunnable",
     "GatedragChatModel",
     "GatedragEmbeddings",
@@ -31,4 +33,5 @@ __all__ = [
     "langchain_language_model",
     "to_document",
     "to_passage",
+    "verdict_of",
 ]
