@@ -118,6 +118,10 @@ class FactCheckConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    force_route: Route | None = None
+    """Send every claim down this route whatever its signals (the baselines: ``direct`` = never
+    search; ``deep_search`` with ``deep_rounds: 1`` = always search once with the claim; ``deep_search``
+    = always search deep; and the runs a routing replay is tuned from)."""
     rationales: int = Field(default=3, ge=1, le=16)
     """K: rationales written for, and K against, each claim."""
     temperature: float = Field(default=0.7, gt=0.0, le=10.0)
@@ -208,6 +212,9 @@ class FactChecker:
             row.closed, row.consistency = tau, gamma
             row.emit(ClaimAssessed, certainty=tau, consistency=gamma)
             decision = route(tau=tau.tau, gamma=gamma.gamma, config=cfg.routing)
+            if cfg.force_route is not None:
+                note = f"forced by the configuration (the signals chose {decision.route})"
+                decision = decision.model_copy(update={"route": cfg.force_route, "note": note})
             row.route = decision.route
             row.emit(Routed, route=decision.route, reasons=decision.reasons, note=decision.note)
         searching = [r for r in rows if r.route != "direct"]

@@ -164,3 +164,16 @@ def test_evidence_names_the_sentences_whose_own_verdict_is_the_claims():
     assert v.evidence[0].sentences == [2, 0]  # surest first, in the corpus's indices
     off = FactChecker(model, Abstract(), CONFIG.model_copy(update={"rationale_sentences": 0})).check("Beta is so.")
     assert off.evidence[0].sentences == []
+
+
+def test_a_forced_route_overrides_the_signals_and_says_so():
+    never = FactChecker(lm(), EchoRetriever(), CONFIG.model_copy(update={"force_route": "direct"})).check(
+        "Delta is so."
+    )
+    assert never.route == "direct" and never.searches == 0
+    routed = next(e for e in never.events if e.type == "routed")
+    assert "forced" in routed.note and "deep_search" in routed.note
+    retriever = EchoRetriever()
+    once = CONFIG.model_copy(update={"force_route": "deep_search", "deep_rounds": 1})
+    v = FactChecker(lm(), retriever, once).check("Alpha is so.")  # certain and consistent, searched anyway
+    assert v.route == "deep_search" and v.searches == 1 and retriever.queries == ["Alpha is so."]
