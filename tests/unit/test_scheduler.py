@@ -102,7 +102,10 @@ def test_asyncio_callers_get_serial_answers_and_the_loop_stays_free(rag, serial)
 
     answers, streamed, ticks = asyncio.run(main())
     assert [outcome(a) for a in answers] == [serial[q] for q in QUESTIONS]
-    assert isinstance(streamed[-1], Finished) and outcome(Answer.from_events(QUESTIONS[2], streamed)) == serial[QUESTIONS[2]]
+    assert (
+        isinstance(streamed[-1], Finished)
+        and outcome(Answer.from_events(QUESTIONS[2], streamed)) == serial[QUESTIONS[2]]
+    )
     assert ticks > 10
 
 
