@@ -60,7 +60,7 @@ from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin
 from gatedrag.lm.sampling import Sampling
 from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
-from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.base import Retriever, retrieve_each
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
@@ -891,16 +891,7 @@ class GatedRAG:
         k = self.config.retrieval.top_k
         for row, group, trigger in requests:
             row.emit(RetrievalStarted, queries=list(group), trigger=trigger)
-        queries = [q for _, group, _ in requests for q in group]
-        try:
-            flat: list[list[Hit] | Exception] = list(self.retriever.retrieve(queries, k))
-        except Exception:
-            flat = []
-            for q in queries:
-                try:
-                    flat.append(self.retriever.retrieve([q], k)[0])
-                except Exception as err:
-                    flat.append(err)
+        flat = retrieve_each(self.retriever, [q for _, group, _ in requests for q in group], k)
         outcomes: list[RetrievalOutcome] = []
         pos = 0
         for row, group, trigger in requests:

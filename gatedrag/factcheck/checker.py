@@ -49,7 +49,7 @@ from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import LanguageModel
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
-from gatedrag.retrieval.base import Retriever
+from gatedrag.retrieval.base import Retriever, retrieve_each
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.types import Hit, Passage, StepPassage
 
@@ -255,7 +255,7 @@ class FactChecker:
         for row, (query, why) in zip(rows, queries):
             row.rounds += 1
             row.emit(SearchStarted, query=query, why=why, round=row.rounds)
-        found = self._retrieve([q for q, _ in queries])
+        found = retrieve_each(self.retriever, [q for q, _ in queries], cfg.top_k)
         for row, (query, _), result in zip(rows, queries, found):
             if isinstance(result, Exception):
                 row.emit(
@@ -321,19 +321,6 @@ class FactChecker:
             return [c.text.strip().strip('"').strip() for c in complete(self.lm, prompts, max_tokens=32, stop=["\n"])]
         except Exception:  # the query falls back to the claim itself
             return [""] * len(rows)
-
-    def _retrieve(self, queries: list[str]) -> list[list[Hit] | Exception]:
-        assert self.retriever is not None
-        try:
-            return list(self.retriever.retrieve(queries, self.config.top_k))
-        except Exception:
-            out: list[list[Hit] | Exception] = []
-            for q in queries:
-                try:
-                    out.append(self.retriever.retrieve([q], self.config.top_k)[0])
-                except Exception as err:
-                    out.append(err)
-            return out
 
     # -- the verdict ------------------------------------------------------------------------------
     def _give_verdict(self, row: _Row) -> None:

@@ -28,4 +28,19 @@ class Retriever(Protocol):
         ...
 
 
-__all__ = ["Retriever"]
+def retrieve_each(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit] | Exception]:
+    """``retriever.retrieve(queries, k)`` in one call; if that raises, each query alone, so that one
+    failing query costs only its own hits (its entry is the exception)."""
+    try:
+        return list(retriever.retrieve(queries, k))
+    except Exception:
+        out: list[list[Hit] | Exception] = []
+        for q in queries:
+            try:
+                out.append(retriever.retrieve([q], k)[0])
+            except Exception as err:
+                out.append(err)
+        return out
+
+
+__all__ = ["Retriever", "retrieve_each"]
