@@ -49,6 +49,7 @@ from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import LanguageModel
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
+from gatedrag.prompts import numbered_passages
 from gatedrag.retrieval.base import Retriever, retrieve_each
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.types import Hit, Passage, StepPassage
@@ -311,10 +312,7 @@ class FactChecker:
         """What each row's model says it would look up (greedy, one batched round)."""
         prompts = []
         for row in rows:
-            lines = [
-                f"[{i}] {h.passage.title}: {' '.join(h.passage.text.split()[:60])}"
-                for i, h in enumerate(row.passages, 1)
-            ]
+            lines = numbered_passages([h.passage for h in row.passages], 60)
             evidence = "Evidence so far:\n" + "\n".join(lines) + "\n" if lines else ""
             prompts.append(REFLECT_PROMPT.format(claim=row.claim, evidence=evidence))
         try:

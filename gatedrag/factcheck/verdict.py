@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.factcheck.certainty import Label, VerdictCertainty, verdict_certainty
 from gatedrag.lm.base import LanguageModel
+from gatedrag.prompts import numbered_passages
 from gatedrag.types import Passage
 
 CLOSED_BOOK_PROMPT = "Is the following claim true or false?\nClaim: {claim}\nAnswer True or False.\nAnswer:"
@@ -59,9 +60,7 @@ def verdict_prompt(check: VerdictCheck, *, max_passage_words: int = 200) -> str:
     """
     if not check.passages:
         return CLOSED_BOOK_PROMPT.format(claim=check.claim.strip())
-    lines = [
-        f"[{i}] {p.title}: {' '.join(p.text.split()[:max_passage_words])}" for i, p in enumerate(check.passages, 1)
-    ]
+    lines = numbered_passages(check.passages, max_passage_words)
     return EVIDENCE_PROMPT.format(evidence="\n".join(lines), claim=check.claim.strip())
 
 

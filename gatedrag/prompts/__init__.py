@@ -102,4 +102,13 @@ class PromptTemplate(BaseModel):
         return prefix, prefix + "\n".join(parts)
 
 
-__all__ = ["Demo", "DemoPassage", "PromptTemplate"]
+def numbered_passages(passages: Sequence[Passage], max_words: int) -> list[str]:
+    """Passages as the scoring prompts list them: ``[i] title: text`` (each cut to ``max_words`` words).
+
+    >>> numbered_passages([Passage(id="1", title="Paris", text="Paris is the capital of France.")], 3)
+    ['[1] Paris: Paris is the']
+    """
+    return [f"[{i}] {p.title}: {' '.join(p.text.split()[:max_words])}" for i, p in enumerate(passages, 1)]
+
+
+__all__ = ["Demo", "DemoPassage", "PromptTemplate", "numbered_passages"]

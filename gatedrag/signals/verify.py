@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.lm.base import LanguageModel
+from gatedrag.prompts import numbered_passages
 from gatedrag.types import Passage, TokenStep
 
 VERIFY_PROMPT = (
@@ -52,9 +53,7 @@ class VerifiedAnswer(BaseModel):
 
 def verify_prompt(check: AnswerCheck, *, max_passage_words: int = 120) -> str:
     """The prompt of one check (each passage cut to its first ``max_passage_words`` words)."""
-    lines = [
-        f"[{i}] {p.title}: {' '.join(p.text.split()[:max_passage_words])}" for i, p in enumerate(check.passages, 1)
-    ]
+    lines = numbered_passages(check.passages, max_passage_words)
     context = "Context:\n" + "\n".join(lines) + "\n\n" if lines else ""
     return VERIFY_PROMPT.format(context=context, question=check.question.strip(), answer=check.answer.strip())
 
