@@ -8,7 +8,7 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 
 from gatedrag.lm.base import ModelCapabilities, NextToken
-from gatedrag.types import DecodeOutcome, TokenAlternative, TokenStep
+from gatedrag.types import DecodeOutcome, Hit, Passage, TokenAlternative, TokenStep
 from helpers.scripted import sentence
 
 Dist = Sequence[tuple[str, float]]
@@ -100,3 +100,15 @@ class FactLM:
             no = TokenAlternative(token_id=2, text=" No", logprob=math.log(1 - phi))
             out.append([TokenStep(token_id=1, text=" Yes", logprob=math.log(phi), entropy=0.7, top=[no])])
         return out
+
+
+class OnePassage:
+    """A retriever that finds the same one passage for every query."""
+
+    name = "one-passage"
+
+    def __init__(self, title: str, text: str):
+        self.passage = Passage(id="p1", title=title, text=text)
+
+    def retrieve(self, queries, k):
+        return [[Hit(passage=self.passage, score=1.0, rank=1)] for _ in queries]

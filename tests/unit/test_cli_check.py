@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 
-from helpers.factlm import FactLM
+from helpers.factlm import FactLM, OnePassage
 from typer.testing import CliRunner
 
 import gatedrag.cli.check as check_cli
 from gatedrag.cli.app import app
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.routing import RoutingConfig
-from gatedrag.types import Hit, Passage
-
-
-class Titles:
-    name = "titles"
-
-    def retrieve(self, queries, k):
-        return [
-            [Hit(passage=Passage(id="p1", title="Boiling point", text="Water boils at 100 C."), score=1.0, rank=1)]
-            for _ in queries
-        ]
 
 
 def fake(monkeypatch):
@@ -30,7 +19,11 @@ def fake(monkeypatch):
         evidence={"Water": [(" False", 0.85), (" True", 0.1)]},
         phi={"Alpha": 0.1, "Water": 0.9},
     )
-    checker = FactChecker(lm, Titles(), FactCheckConfig(routing=RoutingConfig(alpha=0.4, beta=0.5), rationales=1))
+    checker = FactChecker(
+        lm,
+        OnePassage("Boiling point", "Water boils at 100 C."),
+        FactCheckConfig(routing=RoutingConfig(alpha=0.4, beta=0.5), rationales=1),
+    )
     loads: list[int] = []
     monkeypatch.setattr(check_cli, "load_checker", lambda config, corpus, calibration: loads.append(1) or checker)
     return loads

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers.factlm import FactLM
+from helpers.factlm import FactLM, OnePassage
 from langchain_core.callbacks import BaseCallbackHandler
 
 from gatedrag.connectors.langchain.factcheck import FactCheckRunnable, verdict_of
 from gatedrag.errors import InputError
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.routing import RoutingConfig
-from gatedrag.types import Hit, Passage
 
 
 class Events(BaseCallbackHandler):
@@ -23,16 +22,6 @@ class Events(BaseCallbackHandler):
         self.names.append(name)
 
 
-class Titles:
-    name = "titles"
-
-    def retrieve(self, queries, k):
-        return [
-            [Hit(passage=Passage(id="p1", title="Boiling", text="Water boils at 100 degrees."), score=1.0, rank=1)]
-            for _ in queries
-        ]
-
-
 def runnable() -> FactCheckRunnable:
     lm = FactLM(
         closed={"Alpha": [(" True", 0.9), (" False", 0.05)], "Water": [(" True", 0.5), (" False", 0.45)]},
@@ -40,7 +29,7 @@ def runnable() -> FactCheckRunnable:
         phi={"Alpha": 0.1, "Water": 0.9},
     )
     config = FactCheckConfig(routing=RoutingConfig(alpha=0.4, beta=0.5), rationales=1)
-    return FactCheckRunnable.from_checker(FactChecker(lm, Titles(), config))
+    return FactCheckRunnable.from_checker(FactChecker(lm, OnePassage("Boiling", "Water boils at 100 degrees."), config))
 
 
 def test_invoke_returns_the_verdict_and_dispatches_every_event():
