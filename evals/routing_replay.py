@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from gatedrag.factcheck.batch import ClaimRecord
 from gatedrag.factcheck.certainty import Label
-from gatedrag.factcheck.events import ClaimAssessed, Verdict
 from gatedrag.factcheck.routing import QUADRANTS, ROUTES, Route
 
 from .claims import verdict_scores
@@ -49,20 +49,23 @@ class Replayed(BaseModel):
     accuracy: float
 
 
-def claim_runs(gold: Mapping[str, Label], forced: Mapping[Route, Mapping[str, Verdict]]) -> list[ClaimRuns]:
-    """Join forced runs (route -> claim id -> verdict) into one :class:`ClaimRuns` per claim that
-    every route checked."""
-    ids = [i for i in gold if all(i in forced.get(r, {}) for r in ROUTES)]
+def claim_runs(gold: Mapping[str, Label], forced: Mapping[Route, Mapping[str, ClaimRecord]]) -> list[ClaimRuns]:
+    """Join forced runs' records (route -> claim id -> record) into one :class:`ClaimRuns` per claim
+    that every route checked (a failed check, with no label, leaves the claim out)."""
     out = []
-    for i in ids:
-        assessed = next(e for e in forced["direct"][i].events if isinstance(e, ClaimAssessed))
+    for i in gold:
+        records = [forced.get(r, {}).get(i) for r in ROUTES]
+        if any(rec is None or rec.label is None or rec.tau is None or rec.gamma is None for rec in records):
+            continue
+        first = records[0]
+        assert first is not None and first.tau is not None and first.gamma is not None
         out.append(
             ClaimRuns(
                 id=i,
                 gold=gold[i],
-                tau=assessed.certainty.tau,
-                gamma=assessed.consistency.gamma,
-                verdicts={r: (forced[r][i].label, forced[r][i].searches) for r in ROUTES},
+                tau=first.tau,
+                gamma=first.gamma,
+                verdicts={r: (rec.label, rec.searches) for r, rec in zip(ROUTES, records)},  # type: ignore[union-attr,misc]
             )
         )
     return out

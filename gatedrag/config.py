@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gatedrag.errors import ConfigError
+from gatedrag.factcheck.config import FactCheckConfig
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
@@ -644,6 +645,9 @@ class PipelineConfig(_Config):
     the passages supported in a real run, so it would rewrite almost every sentence."""
     prompt: str = "cot"
     """A prompt template shipped in ``gatedrag/prompts`` (by name) or a path to a YAML template."""
+    factcheck: FactCheckConfig = Field(default_factory=FactCheckConfig)
+    """How ``gatedrag check`` (:class:`gatedrag.factcheck.checker.FactChecker`) routes and searches:
+    its routing thresholds are what ``benchmarks/bench_factcheck.py tune`` writes."""
     draft: DraftConfig | None = None
     """Write a closed-book draft first and retrieve only if it is doubtful (see :class:`DraftConfig`);
     ``None`` (default): the gate judges sentences written as they come."""

@@ -37,7 +37,7 @@ def load_checker(config: Path | None, corpus: Path | None, calibration: Path | N
     quiet_libraries()
     with err_console.status("Loading the model and index…") as status:
         parts = build_components(cfg, progress=status_progress(status))
-    return FactChecker(parts.lm, parts.retriever, calibration=calibrated)
+    return FactChecker(parts.lm, parts.retriever, cfg.factcheck, calibration=calibrated)
 
 
 def verdict_card(verdict: Verdict) -> Panel:
@@ -73,7 +73,9 @@ def run_check(
         Path | None, typer.Option(help="Output directory for --claims (an existing one is resumed).")
     ] = None,
     corpus: Annotated[Path | None, typer.Option(help="JSONL corpus to search (default: the demo corpus).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML or TOML config (model, retrieval).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML or TOML config (model, retrieval, factcheck: routing thresholds).")
+    ] = None,
     calibration: Annotated[
         Path | None, typer.Option(help="A calibration fitted on training claims (JSON): the confidence shown.")
     ] = None,

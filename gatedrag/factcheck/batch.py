@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.factcheck.certainty import Label
-from gatedrag.factcheck.checker import FactChecker
+from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.claims import Claim
-from gatedrag.factcheck.events import Verdict
+from gatedrag.factcheck.events import ClaimAssessed, Verdict, VerdictGiven
 from gatedrag.factcheck.routing import Route
 from gatedrag.records import JsonlWriter, read_jsonl
 
@@ -52,6 +52,13 @@ class ClaimRecord(BaseModel):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     route: Route | None = None
     searches: int = 0
+    llm_calls: int = 0
+    tau: float | None = None
+    """The closed-book certainty τ the route was chosen by."""
+    gamma: float | None = None
+    """The rationales' consistency γ the route was chosen by."""
+    features: dict[str, float] = Field(default_factory=dict)
+    """The verdict's features (what a calibration is fitted on)."""
     evidence: list[EvidenceRecord] = Field(default_factory=list)
     rationale: str = ""
     degraded: bool = False
@@ -73,6 +80,8 @@ class ClaimRecord(BaseModel):
                 seconds=seconds,
                 fields=claim.fields,
             )
+        assessed = next((e for e in verdict.events if isinstance(e, ClaimAssessed)), None)
+        given = verdict.events[-1] if verdict.events else None
         return cls(
             id=claim.id,
             claim=claim.claim,
@@ -80,6 +89,10 @@ class ClaimRecord(BaseModel):
             confidence=verdict.confidence,
             route=verdict.route,
             searches=verdict.searches,
+            llm_calls=verdict.llm_calls,
+            tau=assessed.certainty.tau if assessed else None,
+            gamma=assessed.consistency.gamma if assessed else None,
+            features=given.features if isinstance(given, VerdictGiven) else {},
             evidence=[
                 EvidenceRecord(id=e.passage.id, title=e.passage.title, sentences=e.sentences) for e in verdict.evidence
             ],
@@ -90,14 +103,47 @@ class ClaimRecord(BaseModel):
         )
 
 
-def run_fingerprint(checker: FactChecker, corpus: str | None) -> dict[str, Any]:
-    """What a batch's records depend on: the checker's configuration, the model, the corpus."""
+def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckConfig | None = None) -> dict[str, Any]:
+    """What a batch's records depend on: the checker's configuration (or ``config``), the model, the corpus."""
     return {
-        "config": checker.config.model_dump(mode="json"),
+        "config": (config or checker.config).model_dump(mode="json"),
         "model": checker.lm.name,
         "corpus": corpus,
         "calibrated": checker.calibration is not None,
     }
+
+
+def _open(out: Path, fingerprint: dict[str, Any]) -> dict[str, ClaimRecord]:
+    """The records already in ``out`` (made with ``fingerprint``, else :class:`ConfigError`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / RUN
+    if run_file.is_file():
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+        except ValueError:
+            raise ConfigError(f"{run_file} is damaged: move {out} away to start over") from None
+        if previous != fingerprint:
+            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+            raise ConfigError(
+                f"{out} holds verdicts made with another {', '.join(changed)}: use another --out, or move it away"
+            )
+    else:
+        run_file.write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
+    return {r.id: r for r in read_jsonl(out / RECORDS, ClaimRecord, repair=True)}
+
+
+def _checked(check: Callable[[list[str]], list[Any]], chunk: Sequence[Claim]) -> list[Any]:
+    """``check`` of a chunk of claims; when the checker refuses one, each claim alone (its error kept)."""
+    try:
+        return check([c.claim for c in chunk])
+    except GatedRAGError:
+        out: list[Any] = []
+        for c in chunk:
+            try:
+                out.append(check([c.claim])[0])
+            except GatedRAGError as err:
+                out.append(err)
+        return out
 
 
 def check_claims(
@@ -110,38 +156,15 @@ def check_claims(
 ) -> list[ClaimRecord]:
     """Check the claims not yet recorded in ``out`` (see the module doc); every claim's record, old
     and new, in the order given. ``on_record(record, done, total)`` after each new one."""
-    out.mkdir(parents=True, exist_ok=True)
-    run_file, path = out / RUN, out / RECORDS
-    current = run_fingerprint(checker, corpus)
-    if run_file.is_file():
-        try:
-            previous = json.loads(run_file.read_text(encoding="utf-8"))
-        except ValueError:
-            raise ConfigError(f"{run_file} is damaged: move {out} away to start over") from None
-        if previous != current:
-            changed = sorted(k for k in current if previous.get(k) != current[k])
-            raise ConfigError(
-                f"{out} holds verdicts made with another {', '.join(changed)}: use another --out, or move it away"
-            )
-    else:
-        run_file.write_text(json.dumps(current, indent=1), encoding="utf-8")
-    existing = {r.id: r for r in read_jsonl(path, ClaimRecord, repair=True)}
+    existing = _open(out, run_fingerprint(checker, corpus))
     todo = [c for c in claims if c.id not in existing]
     done, total = len(claims) - len(todo), len(claims)
     size = checker.config.batch_size
-    with JsonlWriter(path) as writer:
+    with JsonlWriter(out / RECORDS) as writer:
         for lo in range(0, len(todo), size):
             chunk = todo[lo : lo + size]
             t0 = time.perf_counter()
-            try:
-                verdicts: list[Verdict | Exception] = list(checker.batch([c.claim for c in chunk]))
-            except GatedRAGError:  # one claim the checker refuses: check the batch one by one
-                verdicts = []
-                for c in chunk:
-                    try:
-                        verdicts.append(checker.check(c.claim))
-                    except GatedRAGError as err:
-                        verdicts.append(err)
+            verdicts = _checked(checker.batch, chunk)
             seconds = round((time.perf_counter() - t0) / len(chunk), 3)
             for claim, verdict in zip(chunk, verdicts):
                 record = ClaimRecord.of(claim, verdict, seconds)
@@ -153,4 +176,48 @@ def check_claims(
     return [existing[c.id] for c in claims if c.id in existing]
 
 
-__all__ = ["RECORDS", "RUN", "ClaimRecord", "EvidenceRecord", "check_claims", "run_fingerprint"]
+def sweep_claims(
+    checker: FactChecker,
+    claims: Sequence[Claim],
+    variants: Mapping[str, FactCheckConfig],
+    out: Path,
+    *,
+    corpus: str | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict[str, list[ClaimRecord]]:
+    """Check the claims once per variant (:meth:`FactChecker.sweep`: one shared assessment), each
+    variant's records in ``out/NAME/`` with :func:`check_claims`'s guarantees: a claim missing from
+    any variant's file is checked again and written only where it is missing. ``seconds`` is the
+    batch's wall time per claim, shared assessment included, so the variants' times add up to more
+    than the sweep took. ``on_batch(done, total)`` after each batch."""
+    existing = {name: _open(out / name, run_fingerprint(checker, corpus, v)) for name, v in variants.items()}
+    todo = [c for c in claims if any(c.id not in have for have in existing.values())]
+    size = checker.config.batch_size
+    writers = {name: JsonlWriter(out / name / RECORDS) for name in variants}
+    try:
+        for lo in range(0, len(todo), size):
+            chunk = todo[lo : lo + size]
+            t0 = time.perf_counter()
+            swept = _checked(lambda texts: _transpose(checker.sweep(texts, variants), len(texts)), chunk)
+            seconds = round((time.perf_counter() - t0) / len(chunk), 3)
+            for claim, per_variant in zip(chunk, swept):
+                for name in variants:
+                    if claim.id in existing[name]:
+                        continue
+                    verdict = per_variant if isinstance(per_variant, Exception) else per_variant[name]
+                    record = ClaimRecord.of(claim, verdict, seconds)
+                    writers[name].write(record)
+                    existing[name][claim.id] = record
+            if on_batch is not None:
+                on_batch(len(claims) - len(todo) + lo + len(chunk), len(claims))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {name: [have[c.id] for c in claims if c.id in have] for name, have in existing.items()}
+
+
+def _transpose(swept: Mapping[str, list[Verdict]], n: int) -> list[dict[str, Verdict]]:
+    return [{name: verdicts[i] for name, verdicts in swept.items()} for i in range(n)]
+
+
+__all__ = ["RECORDS", "RUN", "ClaimRecord", "EvidenceRecord", "check_claims", "run_fingerprint", "sweep_claims"]

@@ -20,16 +20,15 @@ Example (with any language model and retriever)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from gatedrag.errors import InputError
+from gatedrag.errors import ConfigError, InputError
 from gatedrag.events import Degraded
 from gatedrag.factcheck.certainty import LABELS, Label, VerdictCertainty
 from gatedrag.factcheck.claims import validate_claim
+from gatedrag.factcheck.config import ASSESSMENT_FIELDS, FactCheckConfig
 from gatedrag.factcheck.consistency import Consistency, pair_query, reasoning_consistency
 from gatedrag.factcheck.events import (
     ClaimAssessed,
@@ -42,7 +41,7 @@ from gatedrag.factcheck.events import (
     Verdict,
     VerdictGiven,
 )
-from gatedrag.factcheck.routing import ROUTES, Route, RoutingConfig, route
+from gatedrag.factcheck.routing import ROUTES, Route, route
 from gatedrag.factcheck.sentences import SentenceSource, passage_sentences, rationale_sentences
 from gatedrag.factcheck.verdict import VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
@@ -114,36 +113,6 @@ def verdict_features(
     return f
 
 
-class FactCheckConfig(BaseModel):
-    """How the checker routes and searches."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    force_route: Route | None = None
-    """Send every claim down this route whatever its signals (the baselines: ``direct`` = never
-    search; ``deep_search`` with ``deep_rounds: 1`` = always search once with the claim; ``deep_search``
-    = always search deep; and the runs a routing replay is tuned from)."""
-    rationales: int = Field(default=3, ge=1, le=16)
-    """K: rationales written for, and K against, each claim."""
-    temperature: float = Field(default=0.7, gt=0.0, le=10.0)
-    seed: int = Field(default=0, ge=0)
-    top_k: int = Field(default=3, ge=1, le=50)
-    """Passages each search returns."""
-    deep_rounds: int = Field(default=3, ge=1, le=10)
-    """Search rounds of a deep search (each a search)."""
-    max_passages: int = Field(default=6, ge=1, le=50)
-    """Evidence passages the verdict reads (the newest round's first)."""
-    max_passage_words: int = Field(default=200, ge=10)
-    max_query_words: int = Field(default=48, ge=4)
-    rationale_sentences: int = Field(default=3, ge=0, le=20)
-    """Sentences named as each evidence passage's rationale (each judged alone: one batched pass);
-    0: none named."""
-    batch_size: int = Field(default=8, ge=1, le=256)
-    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows). The
-    rationales are sampled with ``seed`` per row of the group, so the same claims in the same order and
-    groups give the same verdicts; another grouping draws other rationales."""
-
-
 @dataclass
 class _Row:
     index: int
@@ -157,6 +126,8 @@ class _Row:
     judged: VerdictCertainty | None = None
     sentences: list[list[int]] = field(default_factory=list)  # per evidence passage: its rationale sentences
     rounds: int = 0
+    llm_calls: int = 0
+    """Prompts the model was given for this claim (each rationale, pair and sentence judged is one)."""
     done: bool = False
 
     def emit(self, event_type: type, **fields: Any) -> None:
@@ -164,6 +135,18 @@ class _Row:
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(self.index, event)
+
+    def branch(self) -> _Row:
+        """A fresh row that starts from this row's assessment (its first event and the calls it took)."""
+        return _Row(
+            self.index,
+            self.claim,
+            None,
+            events=self.events[:1],
+            closed=self.closed,
+            consistency=self.consistency,
+            llm_calls=self.llm_calls,
+        )
 
 
 class FactChecker:
@@ -196,23 +179,58 @@ class FactChecker:
 
     def batch(self, claims: Sequence[str], *, on_event: FactCheckCallback | None = None) -> list[Verdict]:
         """Check several claims, ``batch_size`` at a time, each step batched over them (see the module doc)."""
-        if isinstance(claims, str):
-            raise InputError("batch() takes a list of claims; use check() for one")
-        rows = [_Row(i, validate_claim(c), on_event) for i, c in enumerate(claims)]
-        size = self.config.batch_size
-        for lo in range(0, len(rows), size):
-            self._check_group(rows[lo : lo + size])
+        rows = self._rows(claims, on_event)
+        for group in self._groups(rows):
+            self._assess(group)
+            self._conclude(group, self.config)
         return [Verdict.from_events(r.claim, r.events) for r in rows]
 
-    def _check_group(self, rows: list[_Row]) -> None:
+    def sweep(self, claims: Sequence[str], variants: Mapping[str, FactCheckConfig]) -> dict[str, list[Verdict]]:
+        """Check the claims once per variant configuration, sharing the closed-book assessment (τ, γ
+        and their rationales) between them: what routing is tuned and compared from (each variant
+        usually a ``force_route``). The verdicts are those :meth:`batch` with the variant's
+        configuration gives, since the assessment depends only on the fields the variants must share
+        with this checker's configuration (:data:`ASSESSMENT_FIELDS`; :class:`ConfigError` otherwise).
+        The variants' ``llm_calls`` each count the shared assessment."""
+        mine = self.config.model_dump(include=set(ASSESSMENT_FIELDS))
+        for name, variant in variants.items():
+            if variant.model_dump(include=set(ASSESSMENT_FIELDS)) != mine:
+                raise ConfigError(f"variant {name!r} differs from the checker in how claims are assessed ({mine})")
+        rows = self._rows(claims, None)
+        out: dict[str, list[_Row]] = {name: [] for name in variants}
+        for group in self._groups(rows):
+            self._assess(group)
+            for name, variant in variants.items():
+                branch = [r.branch() for r in group]
+                self._conclude(branch, variant)
+                out[name] += branch
+        return {name: [Verdict.from_events(r.claim, r.events) for r in rs] for name, rs in out.items()}
+
+    def _rows(self, claims: Sequence[str], on_event: FactCheckCallback | None) -> list[_Row]:
+        if isinstance(claims, str):
+            raise InputError("batch() takes a list of claims; use check() for one")
+        return [_Row(i, validate_claim(c), on_event) for i, c in enumerate(claims)]
+
+    def _groups(self, rows: list[_Row]) -> list[list[_Row]]:
+        size = self.config.batch_size
+        return [rows[lo : lo + size] for lo in range(0, len(rows), size)]
+
+    def _assess(self, rows: list[_Row]) -> None:
+        """The closed-book signals of every row: τ (one pass), γ (one sampled round, one scoring pass)."""
         cfg = self.config
         closed = judge(self.lm, [VerdictCheck(claim=r.claim) for r in rows], max_passage_words=cfg.max_passage_words)
         sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
         consistency = reasoning_consistency(self.lm, [r.claim for r in rows], k=cfg.rationales, sampling=sampling)
         for row, tau, gamma in zip(rows, closed, consistency):
             row.closed, row.consistency = tau, gamma
+            row.llm_calls += 1 + 2 * cfg.rationales + 2 * len(gamma.supporting) * len(gamma.refuting)
             row.emit(ClaimAssessed, certainty=tau, consistency=gamma)
-            decision = route(tau=tau.tau, gamma=gamma.gamma, config=cfg.routing)
+
+    def _conclude(self, rows: list[_Row], cfg: FactCheckConfig) -> None:
+        """Route every assessed row, search for those routed to a search, give every verdict."""
+        for row in rows:
+            assert row.closed is not None and row.consistency is not None
+            decision = route(tau=row.closed.tau, gamma=row.consistency.gamma, config=cfg.routing)
             if cfg.force_route is not None:
                 note = f"forced by the configuration (the signals chose {decision.route})"
                 decision = decision.model_copy(update={"route": cfg.force_route, "note": note})
@@ -220,20 +238,20 @@ class FactChecker:
             row.emit(Routed, route=decision.route, reasons=decision.reasons, note=decision.note)
         searching = [r for r in rows if r.route != "direct"]
         while searching := [r for r in searching if not r.done]:
-            self._search_round(searching)
-        self._name_sentences([r for r in rows if r.judged is not None and r.judged.label not in (None, "nei")])
+            self._search_round(searching, cfg)
+        self._name_sentences([r for r in rows if r.judged is not None and r.judged.label not in (None, "nei")], cfg)
         for row in rows:
             self._give_verdict(row)
 
-    def _name_sentences(self, rows: list[_Row]) -> None:
+    def _name_sentences(self, rows: list[_Row], cfg: FactCheckConfig) -> None:
         """Each evidence passage's rationale sentences, for every row with a verdict (one pass)."""
-        if not rows or not self.config.rationale_sentences:
+        if not rows or not cfg.rationale_sentences:
             return
         requests = [(r.claim, r.judged.label, [h.passage for h in r.passages]) for r in rows]  # type: ignore[union-attr]
+        for row in rows:
+            row.llm_calls += sum(len(self.sentences(h.passage)) for h in row.passages)
         try:
-            found = rationale_sentences(
-                self.lm, requests, source=self.sentences, per_passage=self.config.rationale_sentences
-            )
+            found = rationale_sentences(self.lm, requests, source=self.sentences, per_passage=cfg.rationale_sentences)
         except Exception as err:  # the verdict goes on without sentence indices
             for row in rows:
                 row.emit(
@@ -244,15 +262,14 @@ class FactChecker:
             row.sentences = per_passage
 
     # -- searching --------------------------------------------------------------------------------
-    def _search_round(self, rows: list[_Row]) -> None:
+    def _search_round(self, rows: list[_Row], cfg: FactCheckConfig) -> None:
         """One round for every searching row: its query, one batched retrieval, one batched verdict."""
-        cfg = self.config
         if self.retriever is None:
             for row in rows:
                 row.emit(Searched, query="", error="no corpus to search (the checker has no retriever)")
                 row.done = True
             return
-        queries = self._queries(rows)
+        queries = self._queries(rows, cfg)
         for row, (query, why) in zip(rows, queries):
             row.rounds += 1
             row.emit(SearchStarted, query=query, why=why, round=row.rounds)
@@ -276,16 +293,17 @@ class FactChecker:
         checks = [VerdictCheck(claim=r.claim, passages=[h.passage for h in r.passages]) for r in readers]
         for row, certainty in zip(readers, judge(self.lm, checks, max_passage_words=cfg.max_passage_words)):
             row.judged = certainty
+            row.llm_calls += 1
             row.emit(Judged, certainty=certainty, passages=[h.passage.id for h in row.passages], round=row.rounds)
         for row in rows:
             settled = row.judged is not None and row.judged.tau >= cfg.routing.alpha
             row.done = row.route != "deep_search" or settled or row.rounds >= cfg.deep_rounds
 
-    def _queries(self, rows: list[_Row]) -> list[tuple[str, str]]:
+    def _queries(self, rows: list[_Row], cfg: FactCheckConfig) -> list[tuple[str, str]]:
         """Each row's query this round and why: a targeted search's resolves the most contradictory
         rationale pair; reflect-then-search's, and a deep search's after its first round, is what the
         model says is missing; a deep search starts from the claim itself."""
-        words = self.config.max_query_words
+        words = cfg.max_query_words
         out: list[tuple[str, str] | None] = [None] * len(rows)
         reflect: list[int] = []
         for i, row in enumerate(rows):
@@ -312,6 +330,7 @@ class FactChecker:
         """What each row's model says it would look up (greedy, one batched round)."""
         prompts = []
         for row in rows:
+            row.llm_calls += 1
             lines = numbered_passages([h.passage for h in row.passages], 60)
             evidence = "Evidence so far:\n" + "\n".join(lines) + "\n" if lines else ""
             prompts.append(REFLECT_PROMPT.format(claim=row.claim, evidence=evidence))
@@ -355,10 +374,11 @@ class FactChecker:
             passages=len(row.passages) if row.route != "direct" else 0,
         )
         confidence = self.calibration.probability(features) if self.calibration is not None else p
-        row.emit(VerdictGiven, label=label, confidence=confidence, features=features, **fields)
+        row.emit(VerdictGiven, label=label, confidence=confidence, features=features, llm_calls=row.llm_calls, **fields)
 
 
 __all__ = [
+    "ASSESSMENT_FIELDS",
     "REFLECT_PROMPT",
     "VERDICT_FEATURES",
     "FactCheckCallback",

@@ -94,6 +94,8 @@ class VerdictGiven(_Event):
     features: dict[str, float] = Field(default_factory=dict)
     """What the confidence was computed from (:func:`gatedrag.factcheck.checker.verdict_features`;
     what a calibration is fitted on)."""
+    llm_calls: int = Field(default=0, ge=0)
+    """Prompts the model was given for the claim, up to this verdict."""
 
 
 FactCheckEvent = Annotated[
@@ -112,6 +114,7 @@ class Verdict(BaseModel):
     rationale: str = ""
     route: Route | None = None
     searches: int = Field(default=0, ge=0)
+    llm_calls: int = Field(default=0, ge=0)
     events: list[FactCheckEvent] = Field(default_factory=list)
 
     @classmethod
@@ -129,6 +132,7 @@ class Verdict(BaseModel):
             rationale=last.rationale,
             route=routed.route if routed else None,
             searches=sum(isinstance(e, Searched) for e in events),
+            llm_calls=last.llm_calls,
             events=list(events),
         )
 

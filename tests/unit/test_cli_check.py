@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from helpers.factlm import FactLM, OnePassage
 from typer.testing import CliRunner
@@ -76,3 +77,14 @@ def test_bad_input_is_refused_before_the_model_loads(monkeypatch, tmp_path):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and why in result.output, (args, result.output)
     assert loads == []
+
+
+def test_the_config_files_factcheck_section_configures_the_checker(monkeypatch, tmp_path):
+    import gatedrag.factory as factory
+
+    parts = SimpleNamespace(lm=FactLM(closed={"Alpha": [(" True", 0.9)]}), retriever=OnePassage("t", "x"))
+    monkeypatch.setattr(factory, "build_components", lambda cfg, progress=None: parts)
+    (tmp_path / "tuned.yaml").write_text("factcheck:\n  routing: {alpha: 0.7, beta: 0.2}\n  rationales: 2\n")
+    checker = check_cli.load_checker(tmp_path / "tuned.yaml", None, None)
+    assert checker.config.routing == RoutingConfig(alpha=0.7, beta=0.2) and checker.config.rationales == 2
+    assert check_cli.load_checker(None, None, None).config == FactCheckConfig()

@@ -7,7 +7,9 @@ import pytest
 from helpers.factlm import FactLM
 
 from gatedrag.evals.routing_replay import ClaimRuns, claim_runs, replay, tune_routing
+from gatedrag.factcheck.batch import ClaimRecord
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
+from gatedrag.factcheck.claims import Claim
 from gatedrag.factcheck.routing import ROUTES, RoutingConfig
 from gatedrag.types import Hit, Passage
 
@@ -68,7 +70,7 @@ def test_replaying_forced_runs_gives_what_a_routed_run_gives():
     base = FactCheckConfig(routing=RoutingConfig(alpha=0.4, beta=0.5), rationales=2, rationale_sentences=0)
     forced = {
         r: {
-            c: v
+            c: ClaimRecord.of(Claim(id=c, claim=c), v, 0.0)
             for c, v in zip(
                 claims, FactChecker(FactLM(**lm_kw), One(), base.model_copy(update={"force_route": r})).batch(claims)
             )

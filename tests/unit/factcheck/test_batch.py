@@ -14,7 +14,7 @@ import pytest
 from helpers.factlm import FactLM
 
 from gatedrag.errors import ConfigError
-from gatedrag.factcheck.batch import RECORDS, ClaimRecord, check_claims
+from gatedrag.factcheck.batch import RECORDS, ClaimRecord, check_claims, sweep_claims
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.claims import Claim
 from gatedrag.records import read_jsonl
@@ -87,3 +87,21 @@ def test_a_claim_the_checker_refuses_is_recorded_as_failed_and_the_rest_go_on(tm
     failed = next(r for r in records if r.id == "x")
     assert failed.label is None and failed.degraded and "at most 2000" in (failed.error or "")
     assert [r.label for r in records if r.id != "x"] == ["supported"] * 3
+
+
+def test_a_sweep_writes_each_variant_as_its_own_run_and_fills_in_only_what_is_missing(tmp_path):
+    variants = {"never": FactCheckConfig(batch_size=2, rationales=1, force_route="direct"), "routed": checker().config}
+    swept = sweep_claims(checker(), claims()[:5], variants, tmp_path)
+    for name, variant in variants.items():
+        alone = check_claims(FactChecker(checker().lm, None, variant), claims()[:5], tmp_path / "alone" / name)
+        strip = {"seconds"}
+        assert [r.model_dump(exclude=strip) for r in swept[name]] == [r.model_dump(exclude=strip) for r in alone]
+    assert all(r.tau is not None and r.gamma is not None and r.llm_calls == 1 + 2 + 2 for r in swept["never"])
+    assert "p_label" in swept["never"][0].features
+    lines = (tmp_path / "routed" / RECORDS).read_text().splitlines()
+    (tmp_path / "routed" / RECORDS).write_text("\n".join(lines[:2]) + "\n")  # as if killed between the files' writes
+    again = sweep_claims(checker(), claims()[:6], variants, tmp_path)
+    assert [len(read_jsonl(tmp_path / n / RECORDS, ClaimRecord)) for n in variants] == [6, 6]  # each claim once
+    assert [r.model_dump() for r in again["never"][:5]] == [r.model_dump() for r in swept["never"]]
+    with pytest.raises(ConfigError, match="another config"):
+        sweep_claims(checker(), claims(), {"never": checker(top_k=5).config}, tmp_path)

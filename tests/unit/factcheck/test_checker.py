@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from helpers.factlm import FactLM
 
-from gatedrag.errors import InputError
+from gatedrag.errors import ConfigError, InputError
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.events import Verdict
 from gatedrag.factcheck.routing import RoutingConfig
+from gatedrag.factcheck.sentences import split_sentences
 from gatedrag.types import Hit, Passage
 
 SURE = [(" True", 0.9), (" False", 0.05)]
@@ -177,3 +178,39 @@ def test_a_forced_route_overrides_the_signals_and_says_so():
     once = CONFIG.model_copy(update={"force_route": "deep_search", "deep_rounds": 1})
     v = FactChecker(lm(), retriever, once).check("Alpha is so.")  # certain and consistent, searched anyway
     assert v.route == "deep_search" and v.searches == 1 and retriever.queries == ["Alpha is so."]
+
+
+def test_a_sweep_gives_each_variant_the_verdicts_its_own_run_gives_from_one_assessment():
+    claims = ["Alpha is so.", "Beta is so.", "Gamma is so.", "Delta is so."]
+    variants = {
+        "routed": CONFIG,
+        "never": CONFIG.model_copy(update={"force_route": "direct"}),
+        "once": CONFIG.model_copy(update={"force_route": "deep_search", "deep_rounds": 1}),
+        "deep": CONFIG.model_copy(update={"force_route": "deep_search"}),
+    }
+    model = lm()
+    swept = FactChecker(model, EchoRetriever(), CONFIG).sweep(claims, variants)
+    assert model.closed_batches == [4]  # the closed-book verdict ran once for all variants
+    for name, variant in variants.items():
+        alone = FactChecker(lm(), EchoRetriever(), variant).batch(claims)
+        assert [v.model_dump() for v in swept[name]] == [v.model_dump() for v in alone], name
+    with pytest.raises(ConfigError, match="assessed"):
+        FactChecker(model, EchoRetriever(), CONFIG).sweep(claims, {"k": CONFIG.model_copy(update={"rationales": 3})})
+
+
+def test_llm_calls_count_every_prompt_the_claim_took():
+    model, retriever = lm(), EchoRetriever()
+    direct, targeted, reflect, deep = FactChecker(model, retriever, CONFIG).batch(
+        ["Alpha is so.", "Beta is so.", "Gamma is so.", "Delta is so."]
+    )
+    assessed = 1 + 2 * 2 + 2 * 2 * 2  # closed verdict, K=2 rationales a side, every cross pair both ways
+
+    def sentences(v):  # one prompt per sentence of each evidence passage, to name the rationale sentences
+        return sum(len(split_sentences(e.passage.text)) for e in v.evidence)
+
+    assert sentences(targeted) == 2 and sentences(deep) == 2  # deep search's rounds 2 and 3 found one passage
+    assert direct.llm_calls == assessed
+    assert targeted.llm_calls == assessed + 1 + sentences(targeted)  # one verdict with evidence
+    assert reflect.llm_calls == assessed + 1 + 1 + sentences(reflect)  # the reflect query, the verdict
+    assert deep.llm_calls == assessed + 3 + 2 + sentences(deep)  # three verdicts, two reflect queries
+    assert deep.events[-1].llm_calls == deep.llm_calls

@@ -1,0 +1,51 @@
+"""How the fact checker routes and searches (:class:`FactCheckConfig`, the ``factcheck`` section of
+a pipeline configuration file).
+
+Example:
+    >>> FactCheckConfig.model_validate({"routing": {"alpha": 0.4}, "force_route": "direct"}).routing.alpha
+    0.4
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatedrag.factcheck.routing import Route, RoutingConfig
+
+
+class FactCheckConfig(BaseModel):
+    """How the checker routes and searches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    force_route: Route | None = None
+    """Send every claim down this route whatever its signals (the baselines: ``direct`` = never
+    search; ``deep_search`` with ``deep_rounds: 1`` = always search once with the claim; ``deep_search``
+    = always search deep; and the runs a routing replay is tuned from)."""
+    rationales: int = Field(default=3, ge=1, le=16)
+    """K: rationales written for, and K against, each claim."""
+    temperature: float = Field(default=0.7, gt=0.0, le=10.0)
+    seed: int = Field(default=0, ge=0)
+    top_k: int = Field(default=3, ge=1, le=50)
+    """Passages each search returns."""
+    deep_rounds: int = Field(default=3, ge=1, le=10)
+    """Search rounds of a deep search (each a search)."""
+    max_passages: int = Field(default=6, ge=1, le=50)
+    """Evidence passages the verdict reads (the newest round's first)."""
+    max_passage_words: int = Field(default=200, ge=10)
+    max_query_words: int = Field(default=48, ge=4)
+    rationale_sentences: int = Field(default=3, ge=0, le=20)
+    """Sentences named as each evidence passage's rationale (each judged alone: one batched pass);
+    0: none named."""
+    batch_size: int = Field(default=8, ge=1, le=256)
+    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows). The
+    rationales are sampled with ``seed`` per row of the group, so the same claims in the same order and
+    groups give the same verdicts; another grouping draws other rationales."""
+
+
+ASSESSMENT_FIELDS: tuple[str, ...] = ("rationales", "temperature", "seed", "batch_size", "max_passage_words")
+"""The configuration fields a claim's closed-book assessment depends on (what :meth:`FactChecker.sweep`'s
+variants share)."""
+
+
+__all__ = ["ASSESSMENT_FIELDS", "FactCheckConfig"]
