@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.gate.select import ScoredCandidate
-from gatedrag.records import JsonlWriter, read_jsonl
+from gatedrag.records import JsonlWriter, fingerprint_changes, read_jsonl
 from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Passage, Step
 
@@ -182,24 +182,6 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     return {"dataset": dataset, "method": method, "model": model, "config": data, "record_version": RECORD_VERSION}
 
 
-_MISSING = object()
-
-
-def _diff(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING) -> list[str]:
-    """The paths where ``old`` and ``new`` differ. A key absent from ``old`` whose new value equals
-    its value in ``added_defaults`` is not a difference: a setting added to gatedrag after the run
-    started, left at its default, which keeps the earlier behaviour."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            sub = added_defaults.get(k, _MISSING) if isinstance(added_defaults, dict) else _MISSING
-            if k not in old and sub is not _MISSING and new.get(k) == sub:
-                continue
-            out += _diff(old.get(k), new.get(k), f"{path}.{k}" if path else str(k), added_defaults=sub)
-        return out
-    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
-
-
 def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
     """Write the fingerprint on first use; refuse a different one later. A setting that did not
     exist when the fingerprint was written is accepted at its default (a setting is added with the
@@ -210,7 +192,7 @@ def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
         except (json.JSONDecodeError, OSError) as err:
             raise ConfigError(f"cannot read {run_file}: {err}") from None
         defaults = {"config": PipelineConfig().model_dump(mode="json")}
-        changes = _diff(old, current, added_defaults=defaults)
+        changes = fingerprint_changes(old, current, added_defaults=defaults)
         if changes:
             shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
             raise ConfigError(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -75,4 +75,26 @@ class JsonlWriter:
         self.close()
 
 
-__all__ = ["JsonlWriter", "read_jsonl"]
+_MISSING = object()
+
+
+def fingerprint_changes(old: Any, new: Any, path: str = "", *, added_defaults: Any = _MISSING) -> list[str]:
+    """The paths where the fingerprints ``old`` and ``new`` of a run differ. A key absent from
+    ``old`` whose new value equals its value in ``added_defaults`` is not a difference: a setting
+    added to gatedrag after the run started, left at its default, which keeps the earlier behaviour.
+
+    >>> fingerprint_changes({"a": 1}, {"a": 2, "b": 0}, added_defaults={"b": 0})
+    ['a: 1 -> 2']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            sub = added_defaults.get(k, _MISSING) if isinstance(added_defaults, dict) else _MISSING
+            if k not in old and sub is not _MISSING and new.get(k) == sub:
+                continue
+            out += fingerprint_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k), added_defaults=sub)
+        return out
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+__all__ = ["JsonlWriter", "fingerprint_changes", "read_jsonl"]

@@ -28,7 +28,7 @@ from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.claims import Claim
 from gatedrag.factcheck.events import ClaimAssessed, Verdict, VerdictGiven
 from gatedrag.factcheck.routing import Route
-from gatedrag.records import JsonlWriter, read_jsonl
+from gatedrag.records import JsonlWriter, fingerprint_changes, read_jsonl
 
 RECORDS = "verdicts.jsonl"
 RUN = "run.json"
@@ -114,7 +114,8 @@ def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckC
 
 
 def _open(out: Path, fingerprint: dict[str, Any]) -> dict[str, ClaimRecord]:
-    """The records already in ``out`` (made with ``fingerprint``, else :class:`ConfigError`)."""
+    """The records already in ``out`` (made with ``fingerprint``, else :class:`ConfigError`; a
+    setting added since, at its default, is no change)."""
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN
     if run_file.is_file():
@@ -122,10 +123,12 @@ def _open(out: Path, fingerprint: dict[str, Any]) -> dict[str, ClaimRecord]:
             previous = json.loads(run_file.read_text(encoding="utf-8"))
         except ValueError:
             raise ConfigError(f"{run_file} is damaged: move {out} away to start over") from None
-        if previous != fingerprint:
-            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+        defaults = {"config": FactCheckConfig().model_dump(mode="json")}
+        changes = fingerprint_changes(previous, fingerprint, added_defaults=defaults)
+        if changes:
             raise ConfigError(
-                f"{out} holds verdicts made with another {', '.join(changed)}: use another --out, or move it away"
+                f"{out} holds verdicts made with another setup ({'; '.join(changes[:6])}): use another --out, "
+                "or move it away"
             )
     else:
         run_file.write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")

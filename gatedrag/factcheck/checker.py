@@ -45,13 +45,13 @@ from gatedrag.factcheck.routing import ROUTES, Route, route
 from gatedrag.factcheck.sentences import SentenceSource, passage_sentences, rationale_sentences
 from gatedrag.factcheck.verdict import VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
-from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.base import DecodeSession, LanguageModel, NextToken
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
 from gatedrag.prompts import numbered_passages
 from gatedrag.retrieval.base import Retriever, retrieve_each
 from gatedrag.retrieval.query import truncate_words
-from gatedrag.types import Hit, Passage, StepPassage
+from gatedrag.types import Hit, Passage, StepPassage, TokenStep
 
 REFLECT_PROMPT = (
     "Claim: {claim}\n{evidence}What is the one fact you would need to look up to decide whether the claim is true? "
@@ -111,6 +111,31 @@ def verdict_features(
     f.update({f"route:{r}": float(r == route) for r in ROUTES})
     f.update({f"label:{lab}": float(lab == label) for lab in LABELS})
     return f
+
+
+class _OnceEachPrompt:
+    """A language model that computes each prompt's next-token distribution once (a sweep's
+    variants often judge the same evidence); everything else goes to ``lm``."""
+
+    def __init__(self, lm: LanguageModel):
+        self.lm = lm
+        self.name, self.context_length, self.capabilities = lm.name, lm.context_length, lm.capabilities
+        self._seen: dict[str, NextToken] = {}
+
+    def count_tokens(self, text: str) -> int:
+        return self.lm.count_tokens(text)
+
+    def open_session(self) -> DecodeSession:
+        return self.lm.open_session()
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
+        return self.lm.score(prompts, continuations)
+
+    def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._seen]
+        if todo:
+            self._seen.update(zip(todo, self.lm.next_token(todo)))
+        return [self._seen[p] for p in prompts]
 
 
 @dataclass
@@ -191,7 +216,9 @@ class FactChecker:
         usually a ``force_route``). The verdicts are those :meth:`batch` with the variant's
         configuration gives, since the assessment depends only on the fields the variants must share
         with this checker's configuration (:data:`ASSESSMENT_FIELDS`; :class:`ConfigError` otherwise).
-        The variants' ``llm_calls`` each count the shared assessment."""
+        The variants' ``llm_calls`` each count the shared assessment and every prompt as if it ran
+        alone, though a verdict prompt two variants share (deep search's first round is
+        always-retrieve's) runs once per batch of claims."""
         mine = self.config.model_dump(include=set(ASSESSMENT_FIELDS))
         for name, variant in variants.items():
             if variant.model_dump(include=set(ASSESSMENT_FIELDS)) != mine:
@@ -199,10 +226,17 @@ class FactChecker:
         rows = self._rows(claims, None)
         out: dict[str, list[_Row]] = {name: [] for name in variants}
         for group in self._groups(rows):
-            self._assess(group)
+            shared = FactChecker(
+                _OnceEachPrompt(self.lm),
+                self.retriever,
+                self.config,
+                calibration=self.calibration,
+                sentences=self.sentences,
+            )
+            shared._assess(group)
             for name, variant in variants.items():
                 branch = [r.branch() for r in group]
-                self._conclude(branch, variant)
+                shared._conclude(branch, variant)
                 out[name] += branch
         return {name: [Verdict.from_events(r.claim, r.events) for r in rs] for name, rs in out.items()}
 
@@ -248,18 +282,24 @@ class FactChecker:
         if not rows or not cfg.rationale_sentences:
             return
         requests = [(r.claim, r.judged.label, [h.passage for h in r.passages]) for r in rows]  # type: ignore[union-attr]
-        for row in rows:
-            row.llm_calls += sum(len(self.sentences(h.passage)) for h in row.passages)
         try:
-            found = rationale_sentences(self.lm, requests, source=self.sentences, per_passage=cfg.rationale_sentences)
+            found = rationale_sentences(
+                self.lm,
+                requests,
+                source=self.sentences,
+                per_passage=cfg.rationale_sentences,
+                passages=cfg.rationale_passages,
+                candidates=cfg.rationale_candidates,
+            )
         except Exception as err:  # the verdict goes on without sentence indices
             for row in rows:
                 row.emit(
                     Degraded, what="sentences", error=f"rationale sentences unavailable: {type(err).__name__}: {err}"
                 )
             return
-        for row, per_passage in zip(rows, found):
-            row.sentences = per_passage
+        for row, named in zip(rows, found):
+            row.sentences = named.sentences
+            row.llm_calls += named.judged
 
     # -- searching --------------------------------------------------------------------------------
     def _search_round(self, rows: list[_Row], cfg: FactCheckConfig) -> None:

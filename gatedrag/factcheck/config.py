@@ -22,14 +22,15 @@ class FactCheckConfig(BaseModel):
     """Send every claim down this route whatever its signals (the baselines: ``direct`` = never
     search; ``deep_search`` with ``deep_rounds: 1`` = always search once with the claim; ``deep_search``
     = always search deep; and the runs a routing replay is tuned from)."""
-    rationales: int = Field(default=3, ge=1, le=16)
-    """K: rationales written for, and K against, each claim."""
+    rationales: int = Field(default=2, ge=1, le=16)
+    """K: rationales written for, and K against, each claim (PCC does not give its K; each claim's
+    assessment costs 2K rationales and 2K² contradiction prompts, 13 prompts at K = 2)."""
     temperature: float = Field(default=0.7, gt=0.0, le=10.0)
     seed: int = Field(default=0, ge=0)
     top_k: int = Field(default=3, ge=1, le=50)
     """Passages each search returns."""
-    deep_rounds: int = Field(default=3, ge=1, le=10)
-    """Search rounds of a deep search (each a search)."""
+    deep_rounds: int = Field(default=2, ge=1, le=10)
+    """Search rounds of a deep search (each a search): the claim, then what the model says is missing."""
     max_passages: int = Field(default=6, ge=1, le=50)
     """Evidence passages the verdict reads (the newest round's first)."""
     max_passage_words: int = Field(default=200, ge=10)
@@ -37,8 +38,13 @@ class FactCheckConfig(BaseModel):
     rationale_sentences: int = Field(default=3, ge=0, le=20)
     """Sentences named as each evidence passage's rationale (each judged alone: one batched pass);
     0: none named."""
+    rationale_passages: int = Field(default=2, ge=1, le=50)
+    """Evidence passages whose rationale sentences are named (the first ones: the newest round's best)."""
+    rationale_candidates: int = Field(default=3, ge=1, le=50)
+    """Sentences judged per passage: those sharing the most content words with the claim (each
+    judged sentence is a forward pass; a SciFact abstract has about ten)."""
     batch_size: int = Field(default=8, ge=1, le=256)
-    """Claims checked together (each decodes 2K rationales: 8 claims with K = 3 are 48 rows). The
+    """Claims checked together (each decodes 2K rationales: 8 claims with K = 2 are 32 rows). The
     rationales are sampled with ``seed`` per row of the group, so the same claims in the same order and
     groups give the same verdicts; another grouping draws other rationales."""
 

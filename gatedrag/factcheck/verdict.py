@@ -64,12 +64,41 @@ def verdict_prompt(check: VerdictCheck, *, max_passage_words: int = 200) -> str:
     return EVIDENCE_PROMPT.format(evidence="\n".join(lines), claim=check.claim.strip())
 
 
-def judge(lm: LanguageModel, checks: Sequence[VerdictCheck], *, max_passage_words: int = 200) -> list[VerdictCertainty]:
-    """The verdict certainty of every check, in one batched pass of the model."""
-    if not checks:
-        return []
-    found = lm.next_token([verdict_prompt(c, max_passage_words=max_passage_words) for c in checks])
-    return [verdict_certainty(n.top, c.labels) for n, c in zip(found, checks)]
+MAX_BATCH_CHARS = 24_000
+"""Prompt characters one forward pass of :func:`judge` takes (about 6,000 tokens, padding included)."""
 
 
-__all__ = ["BINARY", "CLOSED_BOOK_PROMPT", "EVIDENCE_PROMPT", "THREE_WAY", "VerdictCheck", "judge", "verdict_prompt"]
+def judge(
+    lm: LanguageModel,
+    checks: Sequence[VerdictCheck],
+    *,
+    max_passage_words: int = 200,
+    max_batch_chars: int = MAX_BATCH_CHARS,
+) -> list[VerdictCertainty]:
+    """The verdict certainty of every check: the prompts in order of length, in batches of at most
+    ``max_batch_chars`` (rows times the longest prompt), so that short prompts are not padded to
+    the longest of all."""
+    prompts = [verdict_prompt(c, max_passage_words=max_passage_words) for c in checks]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    found: dict[int, VerdictCertainty] = {}
+    batch: list[int] = []
+    for i in [*order, None]:
+        if batch and (i is None or (len(batch) + 1) * len(prompts[i]) > max_batch_chars):
+            for j, n in zip(batch, lm.next_token([prompts[j] for j in batch])):
+                found[j] = verdict_certainty(n.top, checks[j].labels)
+            batch = []
+        if i is not None:
+            batch.append(i)
+    return [found[i] for i in range(len(checks))]
+
+
+__all__ = [
+    "BINARY",
+    "CLOSED_BOOK_PROMPT",
+    "EVIDENCE_PROMPT",
+    "MAX_BATCH_CHARS",
+    "THREE_WAY",
+    "VerdictCheck",
+    "judge",
+    "verdict_prompt",
+]

@@ -75,10 +75,16 @@ def test_records_carry_the_verdict_and_a_changed_configuration_is_refused(tmp_pa
     records = check_claims(checker(), claims()[:3], tmp_path)
     assert [(r.label, r.route, r.searches) for r in records] == [("supported", "direct", 0)] * 3
     assert json.loads((tmp_path / "run.json").read_text())["model"] == "factlm"
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match=r"another setup \(config.top_k: 3 -> 5\)"):
         check_claims(checker(top_k=5), claims(), tmp_path)
     again = check_claims(checker(), claims()[:3], tmp_path)  # nothing to do: the same records
     assert [r.model_dump() for r in again] == [r.model_dump() for r in records]
+    run = json.loads((tmp_path / "run.json").read_text())
+    del run["config"]["rationale_candidates"]  # as if written before that setting existed
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert len(check_claims(checker(), claims()[:4], tmp_path)) == 4  # at its default: the same setup
+    with pytest.raises(ConfigError, match="rationale_candidates"):
+        check_claims(checker(rationale_candidates=5), claims(), tmp_path)
 
 
 def test_a_claim_the_checker_refuses_is_recorded_as_failed_and_the_rest_go_on(tmp_path):
@@ -103,5 +109,5 @@ def test_a_sweep_writes_each_variant_as_its_own_run_and_fills_in_only_what_is_mi
     again = sweep_claims(checker(), claims()[:6], variants, tmp_path)
     assert [len(read_jsonl(tmp_path / n / RECORDS, ClaimRecord)) for n in variants] == [6, 6]  # each claim once
     assert [r.model_dump() for r in again["never"][:5]] == [r.model_dump() for r in swept["never"]]
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match="another setup"):
         sweep_claims(checker(), claims(), {"never": checker(top_k=5).config}, tmp_path)

@@ -156,14 +156,17 @@ def test_evidence_names_the_sentences_whose_own_verdict_is_the_claims():
             "Ice melts at 0 degrees.": [(" False", 0.6), (" True", 0.3)],
         },
     )
-    v = FactChecker(model, Abstract(), CONFIG).check("Beta is so.")
+    claim = "Beta: water boils and ice melts."  # the sky sentence shares no word with it: never judged
+    v = FactChecker(model, Abstract(), CONFIG).check(claim)
     assert v.label == "refuted" and [(e.passage.id, e.sentences) for e in v.evidence] == [("d1", [0, 2])]
+    one = FactChecker(model, Abstract(), CONFIG.model_copy(update={"rationale_candidates": 1})).check(claim)
+    assert one.evidence[0].sentences == [0] and one.llm_calls == v.llm_calls - 1  # a tie: the earlier sentence
     official = {
         "d1": ["Ice melts at 0 degrees.", "The sky is blue.", "Water boils at 100 degrees."]
     }  # the corpus's own order
-    v = FactChecker(model, Abstract(), CONFIG, sentences=lambda p: official[p.id]).check("Beta is so.")
+    v = FactChecker(model, Abstract(), CONFIG, sentences=lambda p: official[p.id]).check(claim)
     assert v.evidence[0].sentences == [2, 0]  # surest first, in the corpus's indices
-    off = FactChecker(model, Abstract(), CONFIG.model_copy(update={"rationale_sentences": 0})).check("Beta is so.")
+    off = FactChecker(model, Abstract(), CONFIG.model_copy(update={"rationale_sentences": 0})).check(claim)
     assert off.evidence[0].sentences == []
 
 
@@ -191,6 +194,7 @@ def test_a_sweep_gives_each_variant_the_verdicts_its_own_run_gives_from_one_asse
     model = lm()
     swept = FactChecker(model, EchoRetriever(), CONFIG).sweep(claims, variants)
     assert model.closed_batches == [4]  # the closed-book verdict ran once for all variants
+    assert len(model.verdict_prompts) == len(set(model.verdict_prompts))  # a prompt two variants share ran once
     for name, variant in variants.items():
         alone = FactChecker(lm(), EchoRetriever(), variant).batch(claims)
         assert [v.model_dump() for v in swept[name]] == [v.model_dump() for v in alone], name

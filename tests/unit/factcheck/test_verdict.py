@@ -56,3 +56,12 @@ def test_closed_book_is_binary_and_evidence_three_way_in_one_batched_pass():
 def test_the_closed_book_prompt_offers_two_labels():
     check = VerdictCheck(claim=" A claim. ")
     assert check.labels == ("supported", "refuted") and "Claim: A claim.\n" in verdict_prompt(check)
+
+
+def test_prompts_are_batched_by_length_within_the_budget_and_answered_in_order():
+    lm = Distributions({"short": [(" True", 0.9)], "long": [(" False", 0.9)]})
+    checks = [VerdictCheck(claim=("long " * 40).strip()), *[VerdictCheck(claim=f"short {i}") for i in range(4)]]
+    out = judge(lm, checks, max_batch_chars=400)
+    assert [c.label for c in out] == ["refuted", *["supported"] * 4]  # in the order given
+    assert [len(b) for b in lm.prompts] == [4, 1]  # the short ones together, the long one alone
+    assert all(len(b) * max(map(len, b)) <= 400 or len(b) == 1 for b in lm.prompts)
