@@ -2,9 +2,10 @@
 
 Stages (each resumable; records under ``--out``, default ``benchmarks/results/factcheck``):
 
-``sweep --split train|dev [--limit N]``: every claim checked once per forced variant (each route,
-and always-retrieve) from one shared closed-book assessment (``FactChecker.sweep``):
-``OUT/SPLIT/VARIANT/verdicts.jsonl``.
+``sweep --split train [--limit N]``: every claim checked once per forced variant (each route, and
+always-retrieve) from one shared closed-book assessment (``FactChecker.sweep``):
+``OUT/SPLIT/VARIANT/verdicts.jsonl``. With ``--arms`` (on dev): the baselines (``direct`` = never
+retrieve, ``always_retrieve``, ``deep_search`` = always deep) and the tuned routing (``routed``).
 
 ``tune [--budget 0.6]``: on the train sweep only: the routing thresholds (α, β) with the best
 macro-F1 within the search budget (a replay of the forced runs, :mod:`gatedrag.evals.routing_replay`)
@@ -12,16 +13,16 @@ and a calibration of the routed verdicts' confidence (a combiner of their featur
 isotonic, whichever has the lower out-of-fold ECE): ``OUT/tuned.yaml`` (a config file:
 ``gatedrag check --config``) and ``OUT/calibration.json`` (``--calibration``).
 
-``routed --split dev``: the tuned configuration run for real, as ``gatedrag check --claims`` does:
-``OUT/SPLIT/routed/``, with its own wall time per claim.
+``routed --split dev [--limit N]``: the tuned configuration run alone, as ``gatedrag check --claims``
+does: ``OUT/SPLIT/routed-run/``, with its own wall time per claim.
 
 ``report --split dev``: every arm scored on the same claims (``OUT/SPLIT/report.md`` and ``.json``,
 a reliability diagram ``OUT/SPLIT/reliability.png``).
 
-    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py sweep --split train --limit 96
+    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py sweep --split train --sample 48
     python benchmarks/bench_factcheck.py tune
-    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py sweep --split dev
-    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py routed --split dev
+    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py sweep --split dev --arms
+    HF_HUB_OFFLINE=1 python benchmarks/bench_factcheck.py routed --split dev --sample 40
     python benchmarks/bench_factcheck.py report --split dev
 """
 
@@ -52,6 +53,7 @@ from gatedrag.factcheck.batch import RECORDS, ClaimRecord, check_claims, sweep_c
 from gatedrag.factcheck.checker import VERDICT_FEATURES, FactChecker
 from gatedrag.factcheck.claims import Claim
 from gatedrag.factcheck.config import FactCheckConfig
+from gatedrag.factcheck.corpus import CorpusSignals
 from gatedrag.factcheck.routing import RoutingConfig
 from gatedrag.gate.combiner import Combiner
 from gatedrag.records import read_jsonl
@@ -62,8 +64,13 @@ SPLITS = {"train": "claims_train.jsonl", "dev": "claims_dev.jsonl"}
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "factcheck"
 
 
-def labelled(split: str, limit: int | None) -> list[LabelledClaim]:
-    return load_scifact(SCIFACT / SPLITS[split], limit=limit)
+def labelled(split: str, limit: int | None, sample: int | None = None) -> list[LabelledClaim]:
+    """The split's first ``limit`` claims, or ``sample`` claims evenly spaced through it (the files
+    are sorted by claim text: the first ones all start with a number)."""
+    claims = load_scifact(SCIFACT / SPLITS[split], limit=limit)
+    if sample is None or sample >= len(claims):
+        return claims
+    return [claims[i * len(claims) // sample] for i in range(sample)]
 
 
 def as_claims(claims: list[LabelledClaim]) -> list[Claim]:
@@ -71,34 +78,42 @@ def as_claims(claims: list[LabelledClaim]) -> list[Claim]:
 
 
 def checker(config: FactCheckConfig, calibration: Combiner | None = None) -> FactChecker:
-    from gatedrag.factory import build_components
+    from gatedrag.factory import build_checker, build_components
 
-    cfg = PipelineConfig.model_validate({"retrieval": {"corpus": str(CORPUS)}})
+    cfg = PipelineConfig.model_validate({"retrieval": {"corpus": str(CORPUS)}, "factcheck": config.model_dump()})
     parts = build_components(cfg, progress=print)
-    return FactChecker(
-        parts.lm,
-        parts.retriever,
-        config,
-        calibration=calibration,
-        sentences=scifact_sentences(SCIFACT / "corpus_official.jsonl"),
+    return build_checker(
+        cfg, parts, calibration=calibration, sentences=scifact_sentences(SCIFACT / "corpus_official.jsonl")
     )
 
 
-def forced_records(out: Path, split: str) -> dict[str, dict[str, ClaimRecord]]:
-    return {
-        name: {r.id: r for r in read_jsonl(out / split / name / RECORDS, ClaimRecord)}
-        for name in forced_variants(FactCheckConfig())
-    }
+def corpus_signals() -> CorpusSignals:
+    """The corpus signal on the SciFact abstracts (no model needed: spaCy and the corpus index)."""
+    from gatedrag.corpus.extract import load_extractor
+    from gatedrag.corpus.factory import build_corpus_stats
+
+    stats = build_corpus_stats(PipelineConfig().corpus_stats, CORPUS, progress=print)
+    return CorpusSignals(stats, load_extractor("spacy"))
+
+
+def forced_records(out: Path, split: str, names: list[str]) -> dict[str, dict[str, ClaimRecord]]:
+    return {name: {r.id: r for r in read_jsonl(out / split / name / RECORDS, ClaimRecord)} for name in names}
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    claims = labelled(args.split, args.limit)
+    claims = labelled(args.split, args.limit, args.sample)
     base = FactCheckConfig()
+    calibration = None
+    variants = forced_variants(base)
+    if args.arms:  # the baselines and the tuned routing, side by side on the same assessment
+        tuned, calibration = tuned_config(args.out)
+        base = base.model_copy(update={"corpus_signal": tuned.corpus_signal})
+        variants = {v: forced_variants(base)[v] for v in BASELINES.values()} | {"routed": tuned}
     t0 = time.perf_counter()
     swept = sweep_claims(
-        checker(base),
+        checker(base, calibration),
         as_claims(claims),
-        forced_variants(base),
+        variants,
         args.out / args.split,
         corpus=str(CORPUS),
         on_batch=lambda done, total: print(f"{time.strftime('%X')} {done}/{total} claims", flush=True),
@@ -112,19 +127,30 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> None:
     claims = labelled("train", None)
     gold = {c.id: c.label for c in claims}
-    forced = forced_records(args.out, "train")
+    forced = forced_records(args.out, "train", list(forced_variants(FactCheckConfig())))
     runs = route_runs(gold, forced)
     if not runs:
         raise SystemExit("no train claim checked by every route: run `sweep --split train` first")
-    taus = sorted({round(r.tau, 3) for r in runs})
-    gammas = sorted({round(r.gamma, 3) for r in runs})
-    grid = sorted({0.0, 1.01, *taus}), sorted({0.0, 1.01, *gammas})
-    best, table = tune_routing(runs, *grid, max_searches=args.budget)
+    if all(forced["direct"][r.id].corpus_fired is None for r in runs):
+        # swept without the corpus signal: the forced runs do not depend on it (a forced route ignores
+        # the signals), so its values are computed here, as the checker's assessment computes them
+        text = {c.id: c.claim for c in claims}
+        values = corpus_signals().evaluate([text[r.id] for r in runs])
+        runs = [r.model_copy(update={"corpus_fired": any(v.fired for v in vs)}) for r, vs in zip(runs, values)]
+    fired = sum(r.corpus_fired for r in runs)
+
+    def deciles(values: list[float]) -> list[float]:  # a coarse grid: thresholds at every value would overfit
+        v = sorted(values)
+        return sorted({0.0, 1.01, *(round(v[min(len(v) - 1, len(v) * q // 10)], 3) for q in range(1, 10))})
+
+    grid = deciles([r.tau for r in runs]), deciles([r.gamma for r in runs])
+    best, table = tune_routing(runs, *grid, max_searches=args.budget, corpus_doubt=(False, True))
     chosen = routed_records(runs, forced, alpha=best.alpha, beta=best.beta)
     fits = {kind: fit_calibration(chosen, gold, kind=kind, dataset="scifact-train") for kind in ("platt", "isotonic")}
     kind = min(fits, key=lambda k: fits[k].fitted["ece_oof"])
     fits[kind].save(args.out / "calibration.json")
-    tuned = {"factcheck": {"routing": RoutingConfig(alpha=best.alpha, beta=best.beta).model_dump()}}
+    routing = RoutingConfig(alpha=best.alpha, beta=best.beta, corpus_doubt=best.corpus_doubt)
+    tuned = {"factcheck": {"corpus_signal": best.corpus_doubt, "routing": routing.model_dump()}}
     header = (
         f"# tuned on {len(runs)} SciFact train claims by benchmarks/bench_factcheck.py tune "
         f"(budget {args.budget} searches a claim): macro-F1 {best.macro_f1:.3f}, "
@@ -133,6 +159,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     (args.out / "tuned.yaml").write_text(header + yaml.safe_dump(tuned, sort_keys=False), encoding="utf-8")
     summary = {
         "claims": len(runs),
+        "corpus_fired": fired,
         "budget": args.budget,
         "best": best.model_dump(exclude={"labels"}),
         "calibration": {k: f.fitted for k, f in fits.items()},
@@ -141,7 +168,10 @@ def cmd_tune(args: argparse.Namespace) -> None:
         "machine": machine(),
     }
     (args.out / "tune.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    print(f"alpha {best.alpha} beta {best.beta}: macro-F1 {best.macro_f1:.3f}, {best.searches_per_claim:.2f} searches")
+    print(
+        f"alpha {best.alpha} beta {best.beta} corpus_doubt {best.corpus_doubt} (the corpus signal fired on "
+        f"{fired}/{len(runs)}): macro-F1 {best.macro_f1:.3f}, {best.searches_per_claim:.2f} searches"
+    )
     print(f"calibration: {kind} {fits[kind].fitted}")
 
 
@@ -154,12 +184,12 @@ def tuned_config(out: Path) -> tuple[FactCheckConfig, Combiner]:
 
 def cmd_routed(args: argparse.Namespace) -> None:
     config, calibration = tuned_config(args.out)
-    claims = labelled(args.split, args.limit)
+    claims = labelled(args.split, args.limit, args.sample)
     t0 = time.perf_counter()
     records = check_claims(
         checker(config, calibration),
         as_claims(claims),
-        args.out / args.split / "routed",
+        args.out / args.split / "routed-run",
         corpus=str(CORPUS),
         on_record=lambda r, done, total: print(f"{time.strftime('%X')} {done}/{total}", flush=True),
     )
@@ -183,26 +213,34 @@ def _table(arms: list[ArmScores]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    claims = labelled(args.split, args.limit)
-    forced = forced_records(args.out, args.split)
-    have = [c for c in claims if all(c.id in recs for recs in forced.values())]
-    config, calibration = tuned_config(args.out)
-    alpha, beta = config.routing.alpha, config.routing.beta
-    arms = [score_arm(arm, list(forced[v].values()), have, timed=False) for arm, v in BASELINES.items()]
-    runs = route_runs({c.id: c.label for c in have}, forced)
-    replayed = routed_records(runs, forced, alpha=alpha, beta=beta)
-    arms.append(score_arm(f"routed, replayed (α {alpha}, β {beta}), uncalibrated", replayed, have, timed=False))
-    calibrated = [calibration.probability(r.features) for r in replayed]
-    arms.append(score_arm("routed, replayed, calibrated", replayed, have, confidence=calibrated, timed=False))
-    routed_dir = args.out / args.split / "routed" / RECORDS
-    real = {r.id: r for r in read_jsonl(routed_dir, ClaimRecord)} if routed_dir.is_file() else {}
+    claims = labelled(args.split, args.limit, args.sample)
+    names = [*BASELINES.values(), "routed"]
+    swept = forced_records(args.out, args.split, names)
+    have = [c for c in claims if all(c.id in recs for recs in swept.values())]
+    if not have:
+        raise SystemExit(f"no {args.split} claim checked by every arm: run `sweep --split {args.split} --arms` first")
+    config, _ = tuned_config(args.out)
+
+    def raw(records: dict[str, ClaimRecord]) -> list[float]:  # the uncalibrated confidence: the label's share
+        return [r.features.get("p_label", 0.0) for r in records.values()]
+
+    arms = [
+        score_arm(arm, list(swept[v].values()), have, confidence=raw(swept[v]), timed=False)
+        for arm, v in BASELINES.items()
+    ]
+    routed = list(swept["routed"].values())
+    name = f"routed (α {config.routing.alpha:.3f}, β {config.routing.beta:.3f})"
+    arms.append(score_arm(f"{name}, uncalibrated", routed, have, confidence=raw(swept["routed"]), timed=False))
+    arms.append(score_arm(f"{name}, calibrated", routed, have, timed=False))
+    run_file = args.out / args.split / "routed-run" / RECORDS
+    real = {r.id: r for r in read_jsonl(run_file, ClaimRecord)} if run_file.is_file() else {}
     real_claims = [c for c in have if c.id in real]
     if real_claims:
-        arms.append(score_arm("routed, run (calibrated)", list(real.values()), real_claims))
-        same = sum(real[c.id].label == r.label for c, r in zip(have, replayed) if c.id in real)
-        agreement = f"the routed run gives the replayed label on {same}/{len(real_claims)} of its claims"
+        arms.append(score_arm(f"routed, run alone on {len(real_claims)} claims", list(real.values()), real_claims))
+        same = sum(real[c.id].label == swept["routed"][c.id].label for c in real_claims)
+        agreement = f"The routed run alone gives the swept label on {same}/{len(real_claims)} of its claims."
     else:
-        agreement = "no routed run yet"
+        agreement = "No routed run alone yet (its s/claim comes from `routed`)."
     k_calls = assessment_calls(FactCheckConfig())
     report = "\n".join(
         [
@@ -210,10 +248,11 @@ def cmd_report(args: argparse.Namespace) -> None:
             "",
             _table(arms),
             "",
-            f"LLM calls count the shared closed-book assessment ({k_calls} prompts a claim: the verdict, 2K "
-            "rationales, 2K² contradiction pairs); the baselines alone need that many fewer, less the one "
-            "closed-book verdict never-retrieve uses. s/claim '(sweep)': the arm's records come from a sweep "
-            f"that ran every variant at once. {agreement}.",
+            f"LLM calls count the closed-book assessment every arm shares in the sweep ({k_calls} prompts a "
+            "claim: the verdict, 2K rationales, 2K² contradiction pairs); the baselines alone need that many "
+            "fewer, less the one closed-book verdict never-retrieve uses. s/claim '(sweep)': the records come "
+            "from a sweep that ran the arms at once; the baselines' ECE is of their uncalibrated confidence "
+            f"(the label's share of the verdict token's mass). {agreement}",
         ]
     )
     out = args.out / args.split
@@ -221,7 +260,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     (out / "report.json").write_text(
         json.dumps({"arms": [a.model_dump() for a in arms], "machine": machine()}, indent=1), encoding="utf-8"
     )
-    _diagram([a for a in arms if "replayed" in a.arm or "run" in a.arm], out / "reliability.png")
+    _diagram(arms, out / "reliability.png")
     print(report)
 
 
@@ -257,6 +296,9 @@ def main() -> None:
         if name != "tune":
             s.add_argument("--split", choices=sorted(SPLITS), default="dev")
             s.add_argument("--limit", type=int, default=None)
+            s.add_argument("--sample", type=int, default=None, help="claims evenly spaced through the split")
+        if name == "sweep":
+            s.add_argument("--arms", action="store_true", help="the baselines and the tuned routing (else every route)")
         else:
             s.add_argument("--budget", type=float, default=0.6)
     args = p.parse_args()

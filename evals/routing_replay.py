@@ -36,6 +36,7 @@ class ClaimRuns(BaseModel):
     gold: Label
     tau: float
     gamma: float
+    corpus_fired: bool = False
     verdicts: dict[Route, tuple[Label, int]]
 
 
@@ -43,6 +44,7 @@ class Replayed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     alpha: float
     beta: float
+    corpus_doubt: bool = False
     labels: list[Label]
     searches_per_claim: float
     macro_f1: float
@@ -65,20 +67,25 @@ def claim_runs(gold: Mapping[str, Label], forced: Mapping[Route, Mapping[str, Cl
                 gold=gold[i],
                 tau=first.tau,
                 gamma=first.gamma,
+                corpus_fired=bool(first.corpus_fired),
                 verdicts={r: (rec.label, rec.searches) for r, rec in zip(ROUTES, records)},  # type: ignore[union-attr,misc]
             )
         )
     return out
 
 
-def replay(runs: Sequence[ClaimRuns], *, alpha: float, beta: float) -> Replayed:
-    """The verdicts and costs the thresholds (α, β) give on ``runs``."""
-    picked = [r.verdicts[QUADRANTS[(r.tau >= alpha, r.gamma >= beta)]] for r in runs]
+def replay(runs: Sequence[ClaimRuns], *, alpha: float, beta: float, corpus_doubt: bool = False) -> Replayed:
+    """The verdicts and costs the thresholds (α, β) give on ``runs`` (with ``corpus_doubt``, a claim
+    whose corpus signal fired counts as uncertain, as :func:`~gatedrag.factcheck.routing.route` does)."""
+    picked = [
+        r.verdicts[QUADRANTS[(r.tau >= alpha and not (corpus_doubt and r.corpus_fired), r.gamma >= beta)]] for r in runs
+    ]
     labels = [label for label, _ in picked]
     scores = verdict_scores(labels, [r.gold for r in runs])
     return Replayed(
         alpha=alpha,
         beta=beta,
+        corpus_doubt=corpus_doubt,
         labels=labels,
         searches_per_claim=sum(n for _, n in picked) / len(runs) if runs else 0.0,
         macro_f1=scores["macro_f1"],
@@ -87,11 +94,17 @@ def replay(runs: Sequence[ClaimRuns], *, alpha: float, beta: float) -> Replayed:
 
 
 def tune_routing(
-    runs: Sequence[ClaimRuns], alphas: Sequence[float], betas: Sequence[float], *, max_searches: float
+    runs: Sequence[ClaimRuns],
+    alphas: Sequence[float],
+    betas: Sequence[float],
+    *,
+    max_searches: float,
+    corpus_doubt: Sequence[bool] = (False,),
 ) -> tuple[Replayed, list[Replayed]]:
     """The best pair within ``max_searches`` searches per claim (see the module doc), and every pair
-    scored. Raises ``ValueError`` when no pair is within the budget."""
-    table = [replay(runs, alpha=a, beta=b) for a in alphas for b in betas]
+    scored (for each ``corpus_doubt`` setting tried). Raises ``ValueError`` when no pair is within
+    the budget."""
+    table = [replay(runs, alpha=a, beta=b, corpus_doubt=d) for d in corpus_doubt for a in alphas for b in betas]
     within = [t for t in table if t.searches_per_claim <= max_searches + 1e-12]
     if not within:
         raise ValueError(f"no threshold pair keeps within {max_searches} searches per claim")

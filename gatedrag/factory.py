@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,6 +31,10 @@ from gatedrag.lm.base import LanguageModel, ModelCapabilities
 from gatedrag.pipeline import GatedRAG, build_draft_gate
 from gatedrag.retrieval.base import Retriever
 from gatedrag.retrieval.rerank import Reranker
+
+if TYPE_CHECKING:
+    from gatedrag.factcheck.checker import FactChecker
+    from gatedrag.factcheck.sentences import SentenceSource
 
 Progress = Callable[[str], None] | None
 
@@ -53,11 +57,11 @@ def _reranks_by_embedding(config: PipelineConfig) -> bool:
 
 
 def reads_corpus(configs: Sequence[PipelineConfig]) -> bool:
-    """Whether any of ``configs`` has a corpus-statistics signal (gate or draft)."""
+    """Whether any of ``configs`` has a corpus-statistics signal (gate, draft or the fact checker's)."""
     from gatedrag.signals.registry import needs_of
 
     rules = [r for c in configs for r in [*c.gate.rules, *(c.draft.rules if c.draft is not None else [])]]
-    return "corpus" in needs_of(r.signal for r in rules)
+    return "corpus" in needs_of(r.signal for r in rules) or any(c.factcheck.corpus_signal for c in configs)
 
 
 BACKEND_CAPABILITIES: dict[str, ModelCapabilities] = {
@@ -250,6 +254,27 @@ def build_rag(config: PipelineConfig, parts: Components) -> GatedRAG:
     )
 
 
+def build_checker(
+    config: PipelineConfig,
+    parts: Components,
+    *,
+    calibration: Combiner | None = None,
+    sentences: SentenceSource | None = None,
+) -> FactChecker:
+    """The fact checker of ``config.factcheck`` on ready components (its corpus signal on the
+    components' corpus statistics and extractor, when configured)."""
+    from gatedrag.factcheck.checker import FactChecker
+    from gatedrag.factcheck.corpus import CorpusSignals
+
+    corpus = None
+    if config.factcheck.corpus_signal:
+        if parts.corpus is None or parts.extractor is None:
+            raise ConfigError("factcheck.corpus_signal needs corpus statistics: build the components from this config")
+        corpus = CorpusSignals(parts.corpus, parts.extractor)
+    extra = {"sentences": sentences} if sentences is not None else {}
+    return FactChecker(parts.lm, parts.retriever, config.factcheck, calibration=calibration, corpus=corpus, **extra)
+
+
 def load_combiner(config: PipelineConfig) -> Combiner | None:
     """The combiner file of ``policy.select`` (refused if fitted on features this config lacks)."""
     select = config.policy.select
@@ -262,6 +287,7 @@ __all__ = [
     "BACKEND_CAPABILITIES",
     "BackendChoice",
     "Components",
+    "build_checker",
     "build_components",
     "build_model",
     "build_rag",

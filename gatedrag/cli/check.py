@@ -26,8 +26,8 @@ WORDS = {"supported": "SUPPORTED", "refuted": "REFUTED", "nei": "NOT ENOUGH INFO
 def load_checker(config: Path | None, corpus: Path | None, calibration: Path | None) -> FactChecker:
     """The fact checker on the configured model and corpus (default: the demo corpus)."""
     from gatedrag.config import PipelineConfig, load_config
-    from gatedrag.factcheck.checker import VERDICT_FEATURES, FactChecker
-    from gatedrag.factory import build_components
+    from gatedrag.factcheck.checker import VERDICT_FEATURES
+    from gatedrag.factory import build_checker, build_components
     from gatedrag.gate.combiner import Combiner
 
     cfg = load_config(config) if config else PipelineConfig()
@@ -37,7 +37,7 @@ def load_checker(config: Path | None, corpus: Path | None, calibration: Path | N
     quiet_libraries()
     with err_console.status("Loading the model and index…") as status:
         parts = build_components(cfg, progress=status_progress(status))
-    return FactChecker(parts.lm, parts.retriever, cfg.factcheck, calibration=calibrated)
+    return build_checker(cfg, parts, calibration=calibrated)
 
 
 def verdict_card(verdict: Verdict) -> Panel:

@@ -57,6 +57,8 @@ class ClaimRecord(BaseModel):
     """The closed-book certainty τ the route was chosen by."""
     gamma: float | None = None
     """The rationales' consistency γ the route was chosen by."""
+    corpus_fired: bool | None = None
+    """Whether the claim's corpus signal fired (``None``: not configured)."""
     features: dict[str, float] = Field(default_factory=dict)
     """The verdict's features (what a calibration is fitted on)."""
     evidence: list[EvidenceRecord] = Field(default_factory=list)
@@ -92,6 +94,7 @@ class ClaimRecord(BaseModel):
             llm_calls=verdict.llm_calls,
             tau=assessed.certainty.tau if assessed else None,
             gamma=assessed.consistency.gamma if assessed else None,
+            corpus_fired=any(v.fired for v in assessed.corpus) if assessed and assessed.corpus else None,
             features=given.features if isinstance(given, VerdictGiven) else {},
             evidence=[
                 EvidenceRecord(id=e.passage.id, title=e.passage.title, sentences=e.sentences) for e in verdict.evidence

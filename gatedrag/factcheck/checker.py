@@ -30,6 +30,7 @@ from gatedrag.factcheck.certainty import LABELS, Label, VerdictCertainty
 from gatedrag.factcheck.claims import validate_claim
 from gatedrag.factcheck.config import ASSESSMENT_FIELDS, FactCheckConfig
 from gatedrag.factcheck.consistency import Consistency, pair_query, reasoning_consistency
+from gatedrag.factcheck.corpus import ClaimSignals
 from gatedrag.factcheck.events import (
     ClaimAssessed,
     Evidence,
@@ -51,7 +52,7 @@ from gatedrag.lm.sampling import Sampling
 from gatedrag.prompts import numbered_passages
 from gatedrag.retrieval.base import Retriever, retrieve_each
 from gatedrag.retrieval.query import truncate_words
-from gatedrag.types import Hit, Passage, StepPassage, TokenStep
+from gatedrag.types import Hit, Passage, SignalValue, StepPassage, TokenStep
 
 REFLECT_PROMPT = (
     "Claim: {claim}\n{evidence}What is the one fact you would need to look up to decide whether the claim is true? "
@@ -62,6 +63,9 @@ REFLECT_PROMPT = (
 FactCheckCallback = Callable[[int, FactCheckEvent], None]
 """Called with (claim's position in the batch, event) as each event is emitted."""
 
+CORPUS_SIGNALS: tuple[str, ...] = ("entity_freq", "cooc")
+"""The corpus signal's values that are verdict features (:class:`~gatedrag.factcheck.corpus.CorpusSignals`)."""
+
 VERDICT_FEATURES: tuple[str, ...] = (
     "p_label",
     "tau_closed",
@@ -70,6 +74,8 @@ VERDICT_FEATURES: tuple[str, ...] = (
     "p_label_evidence",
     "searches",
     "passages",
+    "corpus_fired",
+    *(f"corpus:{name}" for name in CORPUS_SIGNALS),
     *(f"route:{r}" for r in ROUTES),
     *(f"label:{lab}" for lab in LABELS),
 )
@@ -86,10 +92,12 @@ def verdict_features(
     route: Route,
     searches: int,
     passages: int,
+    corpus: Sequence[SignalValue] = (),
 ) -> dict[str, float]:
     """The features of a verdict: its uncalibrated probability ``p_label``, the closed-book τ, γ,
     τ and the label's probability with the evidence (when there was some), searches run, evidence
-    passages read, the route and the label (one-hot).
+    passages read, the corpus signal's values and whether it fired (when configured), the route
+    and the label (one-hot).
 
     >>> from gatedrag.factcheck.certainty import VerdictCertainty
     >>> c = VerdictCertainty(p_supported=0.6, p_refuted=0.3, p_nei=0.0, tau=0.3, label="supported", top_two_agree=False)
@@ -108,6 +116,9 @@ def verdict_features(
     if judged is not None:
         f["tau_evidence"] = judged.tau
         f["p_label_evidence"] = judged.probability(label)
+    if corpus:
+        f["corpus_fired"] = float(any(v.fired for v in corpus))
+        f.update({f"corpus:{v.name}": v.value for v in corpus if v.note is None and v.name in CORPUS_SIGNALS})
     f.update({f"route:{r}": float(r == route) for r in ROUTES})
     f.update({f"label:{lab}": float(lab == label) for lab in LABELS})
     return f
@@ -146,6 +157,7 @@ class _Row:
     events: list[FactCheckEvent] = field(default_factory=list)
     closed: VerdictCertainty | None = None
     consistency: Consistency | None = None
+    corpus: list[SignalValue] = field(default_factory=list)
     route: Route = "direct"
     passages: list[Hit] = field(default_factory=list)
     judged: VerdictCertainty | None = None
@@ -170,6 +182,7 @@ class _Row:
             events=self.events[:1],
             closed=self.closed,
             consistency=self.consistency,
+            corpus=self.corpus,
             llm_calls=self.llm_calls,
         )
 
@@ -180,7 +193,9 @@ class FactChecker:
     ``calibration``: a :class:`~gatedrag.gate.combiner.Combiner` fitted on verdict features of
     training claims; its probability is the confidence shown (without one: the label's share of
     the verdict token's probability mass). ``sentences``: an evidence passage's sentences, whose
-    indices the verdict reports (default: its text cut at sentence ends)."""
+    indices the verdict reports (default: its text cut at sentence ends). ``corpus``: the corpus
+    signal (:class:`~gatedrag.factcheck.corpus.CorpusSignals`), given exactly when
+    ``config.corpus_signal`` is set."""
 
     def __init__(
         self,
@@ -190,10 +205,17 @@ class FactChecker:
         *,
         calibration: Combiner | None = None,
         sentences: SentenceSource = passage_sentences,
+        corpus: ClaimSignals | None = None,
     ):
         self.lm = lm
         self.retriever = retriever
         self.config = config or FactCheckConfig()
+        if self.config.corpus_signal != (corpus is not None):
+            raise ConfigError(
+                "factcheck.corpus_signal needs the corpus signal component, and the component needs the setting"
+                f" (corpus_signal is {self.config.corpus_signal}, a component was{'' if corpus else ' not'} given)"
+            )
+        self.corpus = corpus
         self.calibration = calibration
         self.sentences = sentences
         """Where an evidence passage's sentences come from (the corpus's own, when it has them)."""
@@ -255,16 +277,28 @@ class FactChecker:
         closed = judge(self.lm, [VerdictCheck(claim=r.claim) for r in rows], max_passage_words=cfg.max_passage_words)
         sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
         consistency = reasoning_consistency(self.lm, [r.claim for r in rows], k=cfg.rationales, sampling=sampling)
-        for row, tau, gamma in zip(rows, closed, consistency):
-            row.closed, row.consistency = tau, gamma
+        corpus = self._corpus_signal([r.claim for r in rows])
+        for row, tau, gamma, values in zip(rows, closed, consistency, corpus):
+            row.closed, row.consistency, row.corpus = tau, gamma, values
             row.llm_calls += 1 + 2 * cfg.rationales + 2 * len(gamma.supporting) * len(gamma.refuting)
-            row.emit(ClaimAssessed, certainty=tau, consistency=gamma)
+            row.emit(ClaimAssessed, certainty=tau, consistency=gamma, corpus=values)
+
+    def _corpus_signal(self, claims: list[str]) -> list[list[SignalValue]]:
+        """Each claim's corpus signal values (none without the component; a failure: traced values
+        that do not fire)."""
+        if self.corpus is None:
+            return [[] for _ in claims]
+        try:
+            return self.corpus.evaluate(claims)
+        except Exception as err:
+            note = f"corpus signal unavailable: {type(err).__name__}: {err}"
+            return [[SignalValue(name="corpus", value=0.0, note=note)] for _ in claims]
 
     def _conclude(self, rows: list[_Row], cfg: FactCheckConfig) -> None:
         """Route every assessed row, search for those routed to a search, give every verdict."""
         for row in rows:
             assert row.closed is not None and row.consistency is not None
-            decision = route(tau=row.closed.tau, gamma=row.consistency.gamma, config=cfg.routing)
+            decision = route(tau=row.closed.tau, gamma=row.consistency.gamma, config=cfg.routing, corpus=row.corpus)
             if cfg.force_route is not None:
                 note = f"forced by the configuration (the signals chose {decision.route})"
                 decision = decision.model_copy(update={"route": cfg.force_route, "note": note})
@@ -412,6 +446,7 @@ class FactChecker:
             route=row.route,
             searches=row.rounds,
             passages=len(row.passages) if row.route != "direct" else 0,
+            corpus=row.corpus,
         )
         confidence = self.calibration.probability(features) if self.calibration is not None else p
         row.emit(VerdictGiven, label=label, confidence=confidence, features=features, llm_calls=row.llm_calls, **fields)
@@ -419,6 +454,7 @@ class FactChecker:
 
 __all__ = [
     "ASSESSMENT_FIELDS",
+    "CORPUS_SIGNALS",
     "REFLECT_PROMPT",
     "VERDICT_FEATURES",
     "FactCheckCallback",

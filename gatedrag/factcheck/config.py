@@ -22,6 +22,11 @@ class FactCheckConfig(BaseModel):
     """Send every claim down this route whatever its signals (the baselines: ``direct`` = never
     search; ``deep_search`` with ``deep_rounds: 1`` = always search once with the claim; ``deep_search``
     = always search deep; and the runs a routing replay is tuned from)."""
+    corpus_signal: bool = False
+    """Compute the claim's corpus signal (:mod:`gatedrag.factcheck.corpus`: entity frequency and
+    head/tail co-occurrence in the corpus searched, from the ``corpus_stats`` settings) as part of its
+    assessment: traced, a feature of the calibration, and with ``routing.corpus_doubt`` a reason to
+    search."""
     rationales: int = Field(default=2, ge=1, le=16)
     """K: rationales written for, and K against, each claim (PCC does not give its K; each claim's
     assessment costs 2K rationales and 2K² contradiction prompts, 13 prompts at K = 2)."""
@@ -49,7 +54,14 @@ class FactCheckConfig(BaseModel):
     groups give the same verdicts; another grouping draws other rationales."""
 
 
-ASSESSMENT_FIELDS: tuple[str, ...] = ("rationales", "temperature", "seed", "batch_size", "max_passage_words")
+ASSESSMENT_FIELDS: tuple[str, ...] = (
+    "corpus_signal",
+    "rationales",
+    "temperature",
+    "seed",
+    "batch_size",
+    "max_passage_words",
+)
 """The configuration fields a claim's closed-book assessment depends on (what :meth:`FactChecker.sweep`'s
 variants share)."""
 

@@ -19,7 +19,7 @@ from gatedrag.events import Degraded
 from gatedrag.factcheck.certainty import Label, VerdictCertainty
 from gatedrag.factcheck.consistency import Consistency
 from gatedrag.factcheck.routing import Route
-from gatedrag.types import Passage, Reason, StepPassage
+from gatedrag.types import Passage, Reason, SignalValue, StepPassage
 
 
 class _Event(BaseModel):
@@ -28,12 +28,14 @@ class _Event(BaseModel):
 
 
 class ClaimAssessed(_Event):
-    """The closed-book signals: the model's certainty about a True/False verdict and the
-    consistency of its rationales for and against."""
+    """The closed-book signals: the model's certainty about a True/False verdict, the
+    consistency of its rationales for and against, and the corpus signal."""
 
     type: Literal["claim_assessed"] = "claim_assessed"
     certainty: VerdictCertainty
     consistency: Consistency
+    corpus: list[SignalValue] = Field(default_factory=list)
+    """The corpus signal's values (:mod:`gatedrag.factcheck.corpus`), when it is configured."""
 
 
 class Routed(_Event):

@@ -11,7 +11,10 @@ no                 yes                    ``reflect_search``: the model names wh
 no                 no                     ``deep_search``: rounds of search until the verdict is certain or the budget is spent
 =================  =====================  ======================================================
 
-A route's reasons are every signal with its value and threshold, so the trace says why.
+With ``corpus_doubt``, a claim whose corpus signal fired (:mod:`~gatedrag.factcheck.corpus`: its
+entities are rare in the corpus, or its heads and tails never co-occur there) counts as uncertain
+whatever τ says. A route's reasons are every signal with its value and threshold, so the trace
+says why.
 
 Example:
     >>> r = route(tau=0.8, gamma=0.3, config=RoutingConfig(alpha=0.5, beta=0.6))
@@ -21,11 +24,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatedrag.types import Reason
+from gatedrag.types import Reason, SignalValue
 
 Route = Literal["direct", "targeted_search", "reflect_search", "deep_search"]
 ROUTES: tuple[Route, ...] = ("direct", "targeted_search", "reflect_search", "deep_search")
@@ -54,6 +58,8 @@ class RoutingConfig(BaseModel):
     """Certainty τ at or above which the closed-book verdict counts as certain."""
     beta: float = Field(default=0.5, ge=0.0, le=1.0)
     """Consistency γ at or above which the rationales count as consistent."""
+    corpus_doubt: bool = False
+    """A claim whose corpus signal fired counts as uncertain (needs ``factcheck.corpus_signal``)."""
 
 
 class RouteDecision(BaseModel):
@@ -65,14 +71,18 @@ class RouteDecision(BaseModel):
     note: str
 
 
-def route(*, tau: float, gamma: float, config: RoutingConfig) -> RouteDecision:
-    """The route of a claim with closed-book certainty ``tau`` and consistency ``gamma``."""
-    chosen = QUADRANTS[(tau >= config.alpha, gamma >= config.beta)]
+def route(*, tau: float, gamma: float, config: RoutingConfig, corpus: Sequence[SignalValue] = ()) -> RouteDecision:
+    """The route of a claim with closed-book certainty ``tau``, consistency ``gamma`` and corpus
+    signal values ``corpus`` (see the module doc)."""
+    doubted = config.corpus_doubt and any(v.fired for v in corpus)
+    chosen = QUADRANTS[(tau >= config.alpha and not doubted, gamma >= config.beta)]
     reasons = [
         Reason(signal="tau", value=tau, threshold=config.alpha),
         Reason(signal="gamma", value=gamma, threshold=config.beta),
+        *(Reason(signal=v.name, value=v.value, threshold=v.threshold) for v in corpus if v.threshold is not None),
     ]
-    return RouteDecision(route=chosen, reasons=reasons, note=NOTES[chosen])
+    note = NOTES[chosen] + (" (the corpus signal made the claim uncertain)" if doubted and tau >= config.alpha else "")
+    return RouteDecision(route=chosen, reasons=reasons, note=note)
 
 
 __all__ = ["NOTES", "QUADRANTS", "ROUTES", "Route", "RouteDecision", "RoutingConfig", "route"]

@@ -80,3 +80,12 @@ def test_replaying_forced_runs_gives_what_a_routed_run_gives():
     joined = claim_runs({c: "refuted" for c in claims}, forced)
     routed = FactChecker(FactLM(**lm_kw), One(), base).batch(claims)
     assert replay(joined, alpha=0.4, beta=0.5).labels == [v.label for v in routed]
+
+
+def test_corpus_doubt_replays_a_fired_claim_as_uncertain():
+    a = runs()[0].model_copy(update={"corpus_fired": True})  # certain and consistent: direct, unless doubted
+    assert replay([a], alpha=0.5, beta=0.5).searches_per_claim == 0
+    doubted = replay([a], alpha=0.5, beta=0.5, corpus_doubt=True)
+    assert doubted.searches_per_claim == 1 and doubted.corpus_doubt  # reflect-then-search
+    best, table = tune_routing([a], [0.5], [0.5], max_searches=1.0, corpus_doubt=(False, True))
+    assert len(table) == 2 and not best.corpus_doubt  # the same F1: the cheaper one

@@ -11,7 +11,7 @@ from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.events import Verdict
 from gatedrag.factcheck.routing import RoutingConfig
 from gatedrag.factcheck.sentences import split_sentences
-from gatedrag.types import Hit, Passage
+from gatedrag.types import Hit, Passage, SignalValue
 
 SURE = [(" True", 0.9), (" False", 0.05)]
 UNSURE = [(" True", 0.5), (" False", 0.45)]
@@ -218,3 +218,59 @@ def test_llm_calls_count_every_prompt_the_claim_took():
     assert reflect.llm_calls == assessed + 1 + 1 + sentences(reflect)  # the reflect query, the verdict
     assert deep.llm_calls == assessed + 3 + 2 + sentences(deep)  # three verdicts, two reflect queries
     assert deep.events[-1].llm_calls == deep.llm_calls
+
+
+class Rare:
+    """A corpus signal that fires for the claims naming a rare entity (and can be made to fail)."""
+
+    def __init__(self, rare: set[str], fail: bool = False):
+        self.rare, self.fail, self.seen = rare, fail, []
+
+    def evaluate(self, claims):
+        self.seen.append(list(claims))
+        if self.fail:
+            raise TimeoutError("corpus index unreachable")
+        return [
+            [
+                SignalValue(
+                    name="entity_freq",
+                    value=3.0 if any(r in c for r in self.rare) else 0.1,
+                    threshold=1.0,
+                    fired=any(r in c for r in self.rare),
+                )
+            ]
+            for c in claims
+        ]
+
+
+def test_the_corpus_signal_is_traced_a_feature_and_with_corpus_doubt_a_reason_to_search():
+    config = CONFIG.model_copy(update={"corpus_signal": True})
+    claims = ["Alpha is so.", "Alpha Zeta is so."]
+    corpus = Rare({"Zeta"})
+    plain, rare = FactChecker(lm(), EchoRetriever(), config, corpus=corpus).batch(claims)
+    assert corpus.seen == [claims]  # one batched call
+    assert [plain.route, rare.route] == ["direct", "direct"]  # traced only
+    assessed = rare.events[0]
+    assert assessed.type == "claim_assessed" and assessed.corpus[0].fired
+    assert rare.events[-1].features["corpus_fired"] == 1.0 and rare.events[-1].features["corpus:entity_freq"] == 3.0
+    doubting = config.model_copy(update={"routing": config.routing.model_copy(update={"corpus_doubt": True})})
+    plain, rare = FactChecker(lm(), EchoRetriever(), doubting, corpus=Rare({"Zeta"})).batch(claims)
+    assert [plain.route, rare.route] == ["direct", "reflect_search"]
+    routed = next(e for e in rare.events if e.type == "routed")
+    assert [r.signal for r in routed.reasons] == ["tau", "gamma", "entity_freq"]
+
+
+def test_a_failing_corpus_signal_is_traced_and_decides_nothing():
+    config = CONFIG.model_copy(
+        update={"corpus_signal": True, "routing": RoutingConfig(alpha=0.4, beta=0.5, corpus_doubt=True)}
+    )
+    v = FactChecker(lm(), EchoRetriever(), config, corpus=Rare({"Alpha"}, fail=True)).check("Alpha is so.")
+    assert v.route == "direct" and "unavailable: TimeoutError" in (v.events[0].corpus[0].note or "")
+    assert v.events[-1].features["corpus_fired"] == 0.0 and "corpus:entity_freq" not in v.events[-1].features
+
+
+def test_the_corpus_signal_setting_and_component_come_together():
+    with pytest.raises(ConfigError, match="corpus_signal"):
+        FactChecker(lm(), EchoRetriever(), CONFIG.model_copy(update={"corpus_signal": True}))
+    with pytest.raises(ConfigError, match="corpus_signal"):
+        FactChecker(lm(), EchoRetriever(), CONFIG, corpus=Rare(set()))
