@@ -144,13 +144,17 @@ def cmd_tune(args: argparse.Namespace) -> None:
         return sorted({0.0, 1.01, *(round(v[min(len(v) - 1, len(v) * q // 10)], 3) for q in range(1, 10))})
 
     grid = deciles([r.tau for r in runs]), deciles([r.gamma for r in runs])
-    best, table = tune_routing(runs, *grid, max_searches=args.budget, corpus_doubt=(False, True))
+    biases = [  # log-offsets against the model's "True" default (contextual calibration), on a coarse grid
+        {"refuted": r, "nei": n} for r in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0) for n in (-1.0, 0.0, 0.5, 1.0, 2.0)
+    ]
+    best, table = tune_routing(runs, *grid, max_searches=args.budget, corpus_doubt=(False, True), label_biases=biases)
     chosen = routed_records(runs, forced, alpha=best.alpha, beta=best.beta)
     fits = {kind: fit_calibration(chosen, gold, kind=kind, dataset="scifact-train") for kind in ("platt", "isotonic")}
     kind = min(fits, key=lambda k: fits[k].fitted["ece_oof"])
     fits[kind].save(args.out / "calibration.json")
     routing = RoutingConfig(alpha=best.alpha, beta=best.beta, corpus_doubt=best.corpus_doubt)
-    tuned = {"factcheck": {"corpus_signal": best.corpus_doubt, "routing": routing.model_dump()}}
+    bias = {k: v for k, v in best.label_bias.items() if v}
+    tuned = {"factcheck": {"corpus_signal": best.corpus_doubt, "label_bias": bias, "routing": routing.model_dump()}}
     header = (
         f"# tuned on {len(runs)} SciFact train claims by benchmarks/bench_factcheck.py tune "
         f"(budget {args.budget} searches a claim): macro-F1 {best.macro_f1:.3f}, "
@@ -164,12 +168,17 @@ def cmd_tune(args: argparse.Namespace) -> None:
         "best": best.model_dump(exclude={"labels"}),
         "calibration": {k: f.fitted for k, f in fits.items()},
         "calibration_kind": kind,
-        "table": [t.model_dump(exclude={"labels"}) for t in table],
+        "pairs_scored": len(table),
+        "top": [  # the 50 best settings within the budget
+            t.model_dump(exclude={"labels"})
+            for t in sorted(table, key=lambda t: -t.macro_f1)
+            if t.searches_per_claim <= args.budget + 1e-12
+        ][:50],
         "machine": machine(),
     }
     (args.out / "tune.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(
-        f"alpha {best.alpha} beta {best.beta} corpus_doubt {best.corpus_doubt} (the corpus signal fired on "
+        f"alpha {best.alpha} beta {best.beta} corpus_doubt {best.corpus_doubt} label_bias {bias} (the corpus signal fired on "
         f"{fired}/{len(runs)}): macro-F1 {best.macro_f1:.3f}, {best.searches_per_claim:.2f} searches"
     )
     print(f"calibration: {kind} {fits[kind].fitted}")

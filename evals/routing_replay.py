@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.factcheck.batch import ClaimRecord
-from gatedrag.factcheck.certainty import Label
+from gatedrag.factcheck.certainty import Label, biased_label
 from gatedrag.factcheck.routing import QUADRANTS, ROUTES, Route
 
 from .claims import verdict_scores
@@ -38,6 +38,9 @@ class ClaimRuns(BaseModel):
     gamma: float
     corpus_fired: bool = False
     verdicts: dict[Route, tuple[Label, int]]
+    masses: dict[Route, dict[Label, float]] = Field(default_factory=dict)
+    """Per route, the label masses its label was chosen from (closed book for ``direct``; the last
+    verdict with evidence otherwise); none: the label stands whatever the bias (nothing was judged)."""
 
 
 class Replayed(BaseModel):
@@ -45,6 +48,7 @@ class Replayed(BaseModel):
     alpha: float
     beta: float
     corpus_doubt: bool = False
+    label_bias: dict[Label, float] = Field(default_factory=dict)
     labels: list[Label]
     searches_per_claim: float
     macro_f1: float
@@ -69,25 +73,47 @@ def claim_runs(gold: Mapping[str, Label], forced: Mapping[Route, Mapping[str, Cl
                 gamma=first.gamma,
                 corpus_fired=bool(first.corpus_fired),
                 verdicts={r: (rec.label, rec.searches) for r, rec in zip(ROUTES, records)},  # type: ignore[union-attr,misc]
+                masses={
+                    r: dict(rec.closed_masses if r == "direct" else rec.evidence_masses)  # type: ignore[union-attr,misc]
+                    for r, rec in zip(ROUTES, records)
+                },
             )
         )
     return out
 
 
-def replay(runs: Sequence[ClaimRuns], *, alpha: float, beta: float, corpus_doubt: bool = False) -> Replayed:
+def _label(run: ClaimRuns, route: Route, bias: Mapping[Label, float]) -> Label:
+    label = run.verdicts[route][0]
+    masses = run.masses.get(route)
+    if not bias or not masses:
+        return label
+    chosen, _ = biased_label(masses, bias)
+    return chosen or "nei"
+
+
+def replay(
+    runs: Sequence[ClaimRuns],
+    *,
+    alpha: float,
+    beta: float,
+    corpus_doubt: bool = False,
+    label_bias: Mapping[Label, float] | None = None,
+) -> Replayed:
     """The verdicts and costs the thresholds (α, β) give on ``runs`` (with ``corpus_doubt``, a claim
-    whose corpus signal fired counts as uncertain, as :func:`~gatedrag.factcheck.routing.route` does)."""
-    picked = [
-        r.verdicts[QUADRANTS[(r.tau >= alpha and not (corpus_doubt and r.corpus_fired), r.gamma >= beta)]] for r in runs
-    ]
-    labels = [label for label, _ in picked]
+    whose corpus signal fired counts as uncertain, as :func:`~gatedrag.factcheck.routing.route` does;
+    ``label_bias``: the labels chosen again from the recorded masses, as the checker's
+    ``label_bias`` chooses them)."""
+    bias = dict(label_bias or {})
+    routes = [QUADRANTS[(r.tau >= alpha and not (corpus_doubt and r.corpus_fired), r.gamma >= beta)] for r in runs]
+    labels = [_label(r, route, bias) for r, route in zip(runs, routes)]
     scores = verdict_scores(labels, [r.gold for r in runs])
     return Replayed(
         alpha=alpha,
         beta=beta,
         corpus_doubt=corpus_doubt,
+        label_bias=bias,
         labels=labels,
-        searches_per_claim=sum(n for _, n in picked) / len(runs) if runs else 0.0,
+        searches_per_claim=sum(r.verdicts[route][1] for r, route in zip(runs, routes)) / len(runs) if runs else 0.0,
         macro_f1=scores["macro_f1"],
         accuracy=scores["accuracy"],
     )
@@ -100,11 +126,18 @@ def tune_routing(
     *,
     max_searches: float,
     corpus_doubt: Sequence[bool] = (False,),
+    label_biases: Sequence[Mapping[Label, float]] = ({},),
 ) -> tuple[Replayed, list[Replayed]]:
     """The best pair within ``max_searches`` searches per claim (see the module doc), and every pair
-    scored (for each ``corpus_doubt`` setting tried). Raises ``ValueError`` when no pair is within
-    the budget."""
-    table = [replay(runs, alpha=a, beta=b, corpus_doubt=d) for d in corpus_doubt for a in alphas for b in betas]
+    scored (for each ``corpus_doubt`` setting and label bias tried). Raises ``ValueError`` when no
+    pair is within the budget."""
+    table = [
+        replay(runs, alpha=a, beta=b, corpus_doubt=d, label_bias=bias)
+        for bias in label_biases
+        for d in corpus_doubt
+        for a in alphas
+        for b in betas
+    ]
     within = [t for t in table if t.searches_per_claim <= max_searches + 1e-12]
     if not within:
         raise ValueError(f"no threshold pair keeps within {max_searches} searches per claim")

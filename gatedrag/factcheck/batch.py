@@ -23,11 +23,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.errors import ConfigError, GatedRAGError
-from gatedrag.factcheck.certainty import Label
+from gatedrag.factcheck.certainty import Label, VerdictCertainty
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.claims import Claim
-from gatedrag.factcheck.events import ClaimAssessed, Verdict, VerdictGiven
+from gatedrag.factcheck.events import ClaimAssessed, Judged, Verdict, VerdictGiven
 from gatedrag.factcheck.routing import Route
+from gatedrag.factcheck.verdict import BINARY, THREE_WAY
 from gatedrag.records import JsonlWriter, fingerprint_changes, read_jsonl
 
 RECORDS = "verdicts.jsonl"
@@ -59,6 +60,10 @@ class ClaimRecord(BaseModel):
     """The rationales' consistency γ the route was chosen by."""
     corpus_fired: bool | None = None
     """Whether the claim's corpus signal fired (``None``: not configured)."""
+    closed_masses: dict[str, float] = Field(default_factory=dict)
+    """Each label's probability mass in the closed-book verdict (supported, refuted)."""
+    evidence_masses: dict[str, float] = Field(default_factory=dict)
+    """Each label's mass in the last verdict with evidence (empty: none was judged)."""
     features: dict[str, float] = Field(default_factory=dict)
     """The verdict's features (what a calibration is fitted on)."""
     evidence: list[EvidenceRecord] = Field(default_factory=list)
@@ -83,6 +88,7 @@ class ClaimRecord(BaseModel):
                 fields=claim.fields,
             )
         assessed = next((e for e in verdict.events if isinstance(e, ClaimAssessed)), None)
+        judged = next((e for e in reversed(verdict.events) if isinstance(e, Judged)), None)
         given = verdict.events[-1] if verdict.events else None
         return cls(
             id=claim.id,
@@ -95,6 +101,8 @@ class ClaimRecord(BaseModel):
             tau=assessed.certainty.tau if assessed else None,
             gamma=assessed.consistency.gamma if assessed else None,
             corpus_fired=any(v.fired for v in assessed.corpus) if assessed and assessed.corpus else None,
+            closed_masses=_masses(assessed.certainty, BINARY) if assessed else {},
+            evidence_masses=_masses(judged.certainty, THREE_WAY) if judged else {},
             features=given.features if isinstance(given, VerdictGiven) else {},
             evidence=[
                 EvidenceRecord(id=e.passage.id, title=e.passage.title, sentences=e.sentences) for e in verdict.evidence
@@ -104,6 +112,10 @@ class ClaimRecord(BaseModel):
             seconds=seconds,
             fields=claim.fields,
         )
+
+
+def _masses(certainty: VerdictCertainty, labels: Sequence[Label]) -> dict[str, float]:
+    return {label: certainty.mass(label) for label in labels}
 
 
 def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckConfig | None = None) -> dict[str, Any]:

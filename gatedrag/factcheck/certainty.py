@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,10 +69,33 @@ class VerdictCertainty(BaseModel):
     def mass(self, label: Label) -> float:
         return {"supported": self.p_supported, "refuted": self.p_refuted, "nei": self.p_nei}[label]
 
+    def biased(self, bias: Mapping[Label, float], labels: Sequence[Label]) -> tuple[Label | None, float]:
+        """The label chosen among ``labels`` with log-offsets ``bias`` added to their masses, and its
+        share of the offset masses (``(None, 1/len(labels))`` when no token meant any of them).
+
+        >>> c = VerdictCertainty(p_supported=0.6, p_refuted=0.3, p_nei=0.0, tau=0.3, label="supported",
+        ...                      top_two_agree=False)
+        >>> c.biased({}, ("supported", "refuted"))[0], c.biased({"refuted": 1.0}, ("supported", "refuted"))[0]
+        ('supported', 'refuted')
+        """
+        return biased_label({label: self.mass(label) for label in labels}, bias)
+
     def probability(self, label: Label) -> float:
         """``label``'s share of the mass on labels (0 to 1; 1/3 each when no token means a label)."""
         total = self.p_supported + self.p_refuted + self.p_nei
         return self.mass(label) / total if total > 0 else 1.0 / len(LABELS)
+
+
+def biased_label(masses: Mapping[Label, float], bias: Mapping[Label, float]) -> tuple[Label | None, float]:
+    """The label with the most mass once each is multiplied by ``exp(bias[label])`` (a log-offset:
+    a contextual calibration of a model that favours one answer word; ties: the first given), and
+    its share of the offset masses."""
+    scored = {label: m * math.exp(bias.get(label, 0.0)) for label, m in masses.items()}
+    total = sum(scored.values())
+    if total <= 0:
+        return None, 1.0 / max(1, len(scored))
+    best = max(scored, key=lambda k: scored[k])
+    return best, scored[best] / total
 
 
 def verdict_certainty(top: Sequence[TokenAlternative], labels: Sequence[Label] = LABELS) -> VerdictCertainty:
@@ -103,4 +126,12 @@ def verdict_certainty(top: Sequence[TokenAlternative], labels: Sequence[Label] =
     )
 
 
-__all__ = ["LABELS", "LABEL_WORDS", "Label", "VerdictCertainty", "label_of_word", "verdict_certainty"]
+__all__ = [
+    "LABELS",
+    "LABEL_WORDS",
+    "Label",
+    "VerdictCertainty",
+    "biased_label",
+    "label_of_word",
+    "verdict_certainty",
+]

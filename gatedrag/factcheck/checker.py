@@ -44,7 +44,7 @@ from gatedrag.factcheck.events import (
 )
 from gatedrag.factcheck.routing import ROUTES, Route, route
 from gatedrag.factcheck.sentences import SentenceSource, passage_sentences, rationale_sentences
-from gatedrag.factcheck.verdict import VerdictCheck, judge
+from gatedrag.factcheck.verdict import BINARY, THREE_WAY, VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import DecodeSession, LanguageModel, NextToken
 from gatedrag.lm.chat import complete
@@ -163,6 +163,8 @@ class _Row:
     judged: VerdictCertainty | None = None
     sentences: list[list[int]] = field(default_factory=list)  # per evidence passage: its rationale sentences
     rounds: int = 0
+    decided: tuple[Label | None, float] = (None, 0.5)
+    """The verdict's label and probability once the searches are done (:meth:`FactChecker._decide`)."""
     llm_calls: int = 0
     """Prompts the model was given for this claim (each rationale, pair and sentence judged is one)."""
     done: bool = False
@@ -307,7 +309,9 @@ class FactChecker:
         searching = [r for r in rows if r.route != "direct"]
         while searching := [r for r in searching if not r.done]:
             self._search_round(searching, cfg)
-        self._name_sentences([r for r in rows if r.judged is not None and r.judged.label not in (None, "nei")], cfg)
+        for row in rows:
+            row.decided = self._decide(row, cfg)
+        self._name_sentences([r for r in rows if r.route != "direct" and r.decided[0] not in (None, "nei")], cfg)
         for row in rows:
             self._give_verdict(row)
 
@@ -315,7 +319,7 @@ class FactChecker:
         """Each evidence passage's rationale sentences, for every row with a verdict (one pass)."""
         if not rows or not cfg.rationale_sentences:
             return
-        requests = [(r.claim, r.judged.label, [h.passage for h in r.passages]) for r in rows]  # type: ignore[union-attr]
+        requests = [(r.claim, r.decided[0], [h.passage for h in r.passages]) for r in rows]  # type: ignore[misc]
         try:
             found = rationale_sentences(
                 self.lm,
@@ -414,21 +418,32 @@ class FactChecker:
             return [""] * len(rows)
 
     # -- the verdict ------------------------------------------------------------------------------
+    @staticmethod
+    def _decide(row: _Row, cfg: FactCheckConfig) -> tuple[Label | None, float]:
+        """The label and its probability: closed book for a direct verdict, else from the last
+        verdict with evidence (``label_bias`` added); ``(None, 0.5)`` when there is none."""
+        assert row.closed is not None
+        if row.route == "direct":
+            return row.closed.biased(cfg.label_bias, BINARY)
+        if row.judged is None:
+            return None, 0.5
+        return row.judged.biased(cfg.label_bias, THREE_WAY)
+
     def _give_verdict(self, row: _Row) -> None:
         assert row.closed is not None and row.consistency is not None
         fields: dict[str, Any]
+        decided, p = row.decided
         if row.route == "direct":
-            label: Label = row.closed.label or "nei"
-            p = row.closed.probability(label) if row.closed.label else 0.5
+            label: Label = decided or "nei"
+            p = p if decided else 0.5
             side = row.consistency.supporting if label == "supported" else row.consistency.refuting
-            note = "closed-book verdict (certain and consistent)" if row.closed.label else "the model gave no verdict"
+            note = "closed-book verdict (certain and consistent)" if decided else "the model gave no verdict"
             fields = {"rationale": side[0] if side else "", "note": note}
-        elif row.judged is None or row.judged.label is None:
+        elif decided is None:
             why = "no evidence found" if not row.passages else "the evidence read gave no verdict"
             label, p, fields = "nei", 0.5, {"note": f"{why}: not enough information"}
         else:
-            label = row.judged.label
-            p = row.judged.probability(label)
+            label = decided
             top: Passage = row.passages[0].passage
             fields = {
                 "evidence": [

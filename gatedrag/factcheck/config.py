@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gatedrag.factcheck.certainty import Label
 from gatedrag.factcheck.routing import Route, RoutingConfig
 
 
@@ -27,6 +28,11 @@ class FactCheckConfig(BaseModel):
     head/tail co-occurrence in the corpus searched, from the ``corpus_stats`` settings) as part of its
     assessment: traced, a feature of the calibration, and with ``routing.corpus_doubt`` a reason to
     search."""
+    label_bias: dict[Label, float] = Field(default_factory=dict)
+    """Log-offsets added to each label's probability mass when the verdict's label is chosen
+    (closed book or with evidence): a contextual calibration of a model that answers "True" by
+    default, tuned on training claims (``benchmarks/bench_factcheck.py tune``). τ, the routing and
+    a deep search's stop read the model's own distribution."""
     rationales: int = Field(default=2, ge=1, le=16)
     """K: rationales written for, and K against, each claim (PCC does not give its K; each claim's
     assessment costs 2K rationales and 2K² contradiction prompts, 13 prompts at K = 2)."""

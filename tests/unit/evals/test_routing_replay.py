@@ -89,3 +89,13 @@ def test_corpus_doubt_replays_a_fired_claim_as_uncertain():
     assert doubted.searches_per_claim == 1 and doubted.corpus_doubt  # reflect-then-search
     best, table = tune_routing([a], [0.5], [0.5], max_searches=1.0, corpus_doubt=(False, True))
     assert len(table) == 2 and not best.corpus_doubt  # the same F1: the cheaper one
+
+
+def test_a_label_bias_chooses_the_labels_again_from_the_recorded_masses():
+    a = runs()[0].model_copy(
+        update={"gold": "refuted", "masses": {"direct": {"supported": 0.6, "refuted": 0.3}}}
+    )  # direct at (0.5, 0.5)
+    assert replay([a], alpha=0.5, beta=0.5).labels == ["supported"]
+    assert replay([a], alpha=0.5, beta=0.5, label_bias={"refuted": 1.0}).labels == ["refuted"]  # 0.3 e > 0.6
+    best, table = tune_routing([a], [0.5], [0.5], max_searches=0.0, label_biases=({}, {"refuted": 1.0}))
+    assert best.label_bias == {"refuted": 1.0} and best.macro_f1 > table[0].macro_f1

@@ -104,6 +104,8 @@ def test_a_sweep_writes_each_variant_as_its_own_run_and_fills_in_only_what_is_mi
         assert [r.model_dump(exclude=strip) for r in swept[name]] == [r.model_dump(exclude=strip) for r in alone]
     assert all(r.tau is not None and r.gamma is not None and r.llm_calls == 1 + 2 + 2 for r in swept["never"])
     assert "p_label" in swept["never"][0].features
+    assert swept["never"][0].closed_masses == pytest.approx({"supported": 0.9, "refuted": 0.05})
+    assert not swept["never"][0].evidence_masses
     lines = (tmp_path / "routed" / RECORDS).read_text().splitlines()
     (tmp_path / "routed" / RECORDS).write_text("\n".join(lines[:2]) + "\n")  # as if killed between the files' writes
     again = sweep_claims(checker(), claims()[:6], variants, tmp_path)

@@ -3,6 +3,8 @@ enough information when nothing is found, degraded backends, the trace."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from helpers.factlm import FactLM
 
@@ -274,3 +276,19 @@ def test_the_corpus_signal_setting_and_component_come_together():
         FactChecker(lm(), EchoRetriever(), CONFIG.model_copy(update={"corpus_signal": True}))
     with pytest.raises(ConfigError, match="corpus_signal"):
         FactChecker(lm(), EchoRetriever(), CONFIG, corpus=Rare(set()))
+
+
+def test_label_bias_shifts_the_chosen_label_but_not_the_routing():
+    claims = [
+        "Alpha is so.",
+        "Gamma is so.",
+    ]  # direct (closed book: True 0.9, False 0.05); reflect (True 0.7, Unknown 0.2)
+    plain = FactChecker(lm(), EchoRetriever(), CONFIG).batch(claims)
+    biased = FactChecker(
+        lm(), EchoRetriever(), CONFIG.model_copy(update={"label_bias": {"refuted": 3.0, "nei": 1.5}})
+    ).batch(claims)
+    assert [v.label for v in plain] == ["supported", "supported"]
+    assert [v.label for v in biased] == ["refuted", "nei"]  # 0.05 e^3 > 0.9; 0.2 e^1.5 > 0.7
+    assert [v.route for v in biased] == [v.route for v in plain]
+    assert biased[0].confidence == pytest.approx(0.05 * math.exp(3) / (0.05 * math.exp(3) + 0.9))
+    assert not biased[1].evidence[0].sentences  # a nei verdict names no rationale sentences
