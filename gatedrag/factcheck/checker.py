@@ -43,7 +43,7 @@ from gatedrag.factcheck.events import (
     VerdictGiven,
 )
 from gatedrag.factcheck.routing import ROUTES, Route, route
-from gatedrag.factcheck.sentences import SentenceSource, passage_sentences, rationale_sentences
+from gatedrag.factcheck.sentences import SentenceSource, evidence_overlap, passage_sentences, rationale_sentences
 from gatedrag.factcheck.verdict import BINARY, THREE_WAY, VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
 from gatedrag.lm.base import DecodeSession, LanguageModel, NextToken
@@ -72,6 +72,7 @@ VERDICT_FEATURES: tuple[str, ...] = (
     "gamma",
     "tau_evidence",
     "p_label_evidence",
+    "evidence_overlap",
     "searches",
     "passages",
     "corpus_fired",
@@ -93,10 +94,11 @@ def verdict_features(
     searches: int,
     passages: int,
     corpus: Sequence[SignalValue] = (),
+    overlap: float = 1.0,
 ) -> dict[str, float]:
     """The features of a verdict: its uncalibrated probability ``p_label``, the closed-book τ, γ,
     τ and the label's probability with the evidence (when there was some), searches run, evidence
-    passages read, the corpus signal's values and whether it fired (when configured), the route
+    passages read, the share of the claim's words in the evidence, the corpus signal's values and whether it fired (when configured), the route
     and the label (one-hot).
 
     >>> from gatedrag.factcheck.certainty import VerdictCertainty
@@ -116,6 +118,7 @@ def verdict_features(
     if judged is not None:
         f["tau_evidence"] = judged.tau
         f["p_label_evidence"] = judged.probability(label)
+        f["evidence_overlap"] = overlap
     if corpus:
         f["corpus_fired"] = float(any(v.fired for v in corpus))
         f.update({f"corpus:{v.name}": v.value for v in corpus if v.note is None and v.name in CORPUS_SIGNALS})
@@ -163,6 +166,10 @@ class _Row:
     judged: VerdictCertainty | None = None
     sentences: list[list[int]] = field(default_factory=list)  # per evidence passage: its rationale sentences
     rounds: int = 0
+    overlap: float = 1.0
+    """The share of the claim's content words in the evidence (:func:`evidence_overlap`)."""
+    unaddressed: bool = False
+    """The evidence was judged but shares too few of the claim's words to address it."""
     decided: tuple[Label | None, float] = (None, 0.5)
     """The verdict's label and probability once the searches are done (:meth:`FactChecker._decide`)."""
     llm_calls: int = 0
@@ -310,6 +317,8 @@ class FactChecker:
         while searching := [r for r in searching if not r.done]:
             self._search_round(searching, cfg)
         for row in rows:
+            row.overlap = evidence_overlap(row.claim, [h.passage for h in row.passages])
+            row.unaddressed = row.judged is not None and row.overlap < cfg.min_evidence_overlap
             row.decided = self._decide(row, cfg)
         self._name_sentences([r for r in rows if r.route != "direct" and r.decided[0] not in (None, "nei")], cfg)
         for row in rows:
@@ -425,7 +434,7 @@ class FactChecker:
         assert row.closed is not None
         if row.route == "direct":
             return row.closed.biased(cfg.label_bias, BINARY)
-        if row.judged is None:
+        if row.judged is None or row.unaddressed:
             return None, 0.5
         return row.judged.biased(cfg.label_bias, THREE_WAY)
 
@@ -440,7 +449,12 @@ class FactChecker:
             note = "closed-book verdict (certain and consistent)" if decided else "the model gave no verdict"
             fields = {"rationale": side[0] if side else "", "note": note}
         elif decided is None:
-            why = "no evidence found" if not row.passages else "the evidence read gave no verdict"
+            if not row.passages:
+                why = "no evidence found"
+            elif row.unaddressed:
+                why = f"the evidence does not address the claim (it has {row.overlap:.0%} of the claim's words)"
+            else:
+                why = "the evidence read gave no verdict"
             label, p, fields = "nei", 0.5, {"note": f"{why}: not enough information"}
         else:
             label = decided
@@ -462,6 +476,7 @@ class FactChecker:
             searches=row.rounds,
             passages=len(row.passages) if row.route != "direct" else 0,
             corpus=row.corpus,
+            overlap=row.overlap,
         )
         confidence = self.calibration.probability(features) if self.calibration is not None else p
         row.emit(VerdictGiven, label=label, confidence=confidence, features=features, llm_calls=row.llm_calls, **fields)

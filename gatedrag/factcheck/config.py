@@ -28,6 +28,10 @@ class FactCheckConfig(BaseModel):
     head/tail co-occurrence in the corpus searched, from the ``corpus_stats`` settings) as part of its
     assessment: traced, a feature of the calibration, and with ``routing.corpus_doubt`` a reason to
     search."""
+    min_evidence_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Evidence sharing less than this share of the claim's content words does not address the
+    claim: the verdict is not enough information whatever the model says of it (a small model calls
+    a claim true beside an unrelated passage). 0: never overruled."""
     label_bias: dict[Label, float] = Field(default_factory=dict)
     """Log-offsets added to each label's probability mass when the verdict's label is chosen
     (closed book or with evidence): a contextual calibration of a model that answers "True" by

@@ -60,6 +60,26 @@ def _content(text: str) -> set[str]:
     return {clean_word(w).lower() for w in text.split() if is_content_word(w)}
 
 
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in _content(text)}
+
+
+def evidence_overlap(claim: str, passages: Sequence[Passage]) -> float:
+    """The share of the claim's content words (compared by their first five letters, so that
+    "increases" meets "increased") found anywhere in the passages' titles and texts: 0 to 1; 1 for a
+    claim without content words.
+
+    >>> p = Passage(id="1", title="Folate", text="Folate deficiency raised plasma homocysteine.")
+    >>> round(evidence_overlap("Folate deficiency increases homocysteine levels.", [p]), 2)
+    0.6
+    """
+    words = _stems(claim)
+    if not words:
+        return 1.0
+    found = set().union(*(_stems(f"{p.title} {p.text}") for p in passages)) if passages else set()
+    return len(words & found) / len(words)
+
+
 def candidate_sentences(claim: str, sentences: Sequence[str], n: int) -> list[int]:
     """The indices of the ``n`` sentences sharing the most content words with the claim (ties: the
     earlier first); sentences sharing none are never candidates."""
@@ -111,6 +131,7 @@ __all__ = [
     "NamedSentences",
     "SentenceSource",
     "candidate_sentences",
+    "evidence_overlap",
     "passage_sentences",
     "rationale_sentences",
     "split_sentences",

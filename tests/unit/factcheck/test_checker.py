@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from helpers.factlm import FactLM
+from helpers.factlm import FactLM, OnePassage
 
 from gatedrag.errors import ConfigError, InputError
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
@@ -292,3 +292,13 @@ def test_label_bias_shifts_the_chosen_label_but_not_the_routing():
     assert [v.route for v in biased] == [v.route for v in plain]
     assert biased[0].confidence == pytest.approx(0.05 * math.exp(3) / (0.05 * math.exp(3) + 0.9))
     assert not biased[1].evidence[0].sentences  # a nei verdict names no rationale sentences
+
+
+def test_evidence_that_does_not_address_the_claim_gives_not_enough_information_whatever_the_model_says():
+    model = FactLM(closed={"Gamma": UNSURE}, evidence={"Gamma": [(" True", 0.9)]}, phi={"Gamma": 0.1})
+    unrelated = OnePassage("Loans", "Loan modification changes the terms of a mortgage.")
+    v = FactChecker(model, unrelated, CONFIG).check("Gamma rays ionise atoms.")
+    assert v.label == "nei" and v.searches == 1 and "does not address the claim" in (v.events[-1].note or "")
+    assert v.events[-1].features["evidence_overlap"] == 0.0
+    lenient = CONFIG.model_copy(update={"min_evidence_overlap": 0.0})
+    assert FactChecker(model, unrelated, lenient).check("Gamma rays ionise atoms.").label == "supported"
