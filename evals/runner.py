@@ -20,6 +20,7 @@ Example (small, with the real default model)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from pydantic import BaseModel, Field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.gate.select import ScoredCandidate
-from gatedrag.records import JsonlWriter, fingerprint_changes, read_jsonl
+from gatedrag.records import JsonlWriter, RunLock, fingerprint_changes, read_jsonl
 from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Passage, Step
 
@@ -357,41 +358,44 @@ def evaluate_configs(
         if m in gold_context:
             current["context"] = "gold"
         check_fingerprint(dest / f"{m}.run.json", current)
-    first = next(iter(configs.values()))
-    parts = build_components(first, also=list(configs.values()), progress=progress)
-    summaries = []
-    for m, cfg in configs.items():
-        out_file = dest / f"{m}.jsonl"
-        if on_method is not None:
-            have = {r.id for r in read_records(out_file)}
-            on_method(m, sum(1 for e in examples if e.id in have), len(examples))
-        rag = build_rag(cfg, parts)
-        t0 = time.perf_counter()
-        given = None
-        if m in gold_context:
-            from gatedrag.retrieval.corpus import load_corpus
+    with contextlib.ExitStack() as locks:  # a second process on the same records is refused, before the model loads
+        for m in configs:
+            locks.enter_context(RunLock(dest / f"{m}.jsonl"))
+        first = next(iter(configs.values()))
+        parts = build_components(first, also=list(configs.values()), progress=progress)
+        summaries = []
+        for m, cfg in configs.items():
+            out_file = dest / f"{m}.jsonl"
+            if on_method is not None:
+                have = {r.id for r in read_records(out_file)}
+                on_method(m, sum(1 for e in examples if e.id in have), len(examples))
+            rag = build_rag(cfg, parts)
+            t0 = time.perf_counter()
+            given = None
+            if m in gold_context:
+                from gatedrag.retrieval.corpus import load_corpus
 
-            from .gold import GoldPassages
+                from .gold import GoldPassages
 
-            given = GoldPassages(load_corpus(corpus)).passages_of
-        records = run_method(rag, examples, out_file, method=m, on_record=on_record, given=given)
-        if records_out is not None:
-            records_out[m] = records
-        n = max(1, len(records))
-        summaries.append(
-            RunSummary(
-                dataset=spec.name,
-                method=m,
-                questions=len(records),
-                em=sum(r.em for r in records) / n,
-                f1=sum(r.f1 for r in records) / n,
-                retrievals_per_q=sum(r.counts.retrievals for r in records) / n,
-                llm_calls_per_q=sum(r.counts.llm_calls for r in records) / n,
-                seconds_per_q=sum(r.seconds for r in records) / n,
-                wall_s=round(time.perf_counter() - t0, 1),
+                given = GoldPassages(load_corpus(corpus)).passages_of
+            records = run_method(rag, examples, out_file, method=m, on_record=on_record, given=given)
+            if records_out is not None:
+                records_out[m] = records
+            n = max(1, len(records))
+            summaries.append(
+                RunSummary(
+                    dataset=spec.name,
+                    method=m,
+                    questions=len(records),
+                    em=sum(r.em for r in records) / n,
+                    f1=sum(r.f1 for r in records) / n,
+                    retrievals_per_q=sum(r.counts.retrievals for r in records) / n,
+                    llm_calls_per_q=sum(r.counts.llm_calls for r in records) / n,
+                    seconds_per_q=sum(r.seconds for r in records) / n,
+                    wall_s=round(time.perf_counter() - t0, 1),
+                )
             )
-        )
-    return summaries
+        return summaries
 
 
 __all__ = [

@@ -101,6 +101,10 @@ class DeadlineExceeded(SchedulerError):
     """The turn's deadline passed while it was still waiting for a row (nothing was written)."""
 
 
+class RunInUse(GatedRAGError):
+    """Another process is writing the same run directory or records file (it holds its lock)."""
+
+
 __all__ = [
     "BackendError",
     "ConfigError",
@@ -118,6 +122,7 @@ __all__ = [
     "ModelNotInstalledError",
     "RetrievalError",
     "RetrievalIndexError",
+    "RunInUse",
     "SchedulerBusy",
     "SchedulerClosed",
     "SchedulerError",

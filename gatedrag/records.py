@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from gatedrag.errors import ConfigError
+from gatedrag.errors import ConfigError, RunInUse
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -75,6 +75,60 @@ class JsonlWriter:
         self.close()
 
 
+class RunLock:
+    """An exclusive lock on a run (``target``: its records file or directory), held while the run
+    writes: a second process on the same run is refused with :class:`RunInUse` instead of appending
+    the same records again. The operating system releases it when the process ends, however it
+    ends (``kill -9`` included), so a stale lock never blocks a rerun. The lock file
+    (``target.lock``, or ``target/.lock`` for a directory) holds the owner's pid.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp()) / "gated.jsonl"
+    >>> with RunLock(run):
+    ...     RunLock(run).acquire()
+    Traceback (most recent call last):
+    ...
+    gatedrag.errors.RunInUse: another process (pid ...) is writing ...gated.jsonl: wait for it to end, or write to another place
+    """
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.path = target / ".lock" if target.is_dir() else target.with_name(target.name + ".lock")
+        self._f: Any = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise RunInUse(
+                f"another process (pid {owner}) is writing {self.target}: wait for it to end, or write to another place"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._f = f
+        return self
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()  # closing the descriptor releases the lock
+            self._f = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 _MISSING = object()
 
 
@@ -97,4 +151,4 @@ def fingerprint_changes(old: Any, new: Any, path: str = "", *, added_defaults: A
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
-__all__ = ["JsonlWriter", "fingerprint_changes", "read_jsonl"]
+__all__ = ["JsonlWriter", "RunLock", "fingerprint_changes", "read_jsonl"]

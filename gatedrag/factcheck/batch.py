@@ -1,7 +1,8 @@
 """Checking a file of claims: one JSONL record per claim in ``OUT/verdicts.jsonl`` (its id, label,
 confidence, evidence, route and counts, and the input record's other fields), decoded
 ``batch_size`` claims at a time, appended durably (:mod:`gatedrag.records`): killed at any moment
-(even ``kill -9``), a rerun with the same command loses and duplicates nothing. ``OUT/run.json``
+(even ``kill -9``), a rerun with the same command loses and duplicates nothing; a second process
+on the same ``OUT`` is refused (:class:`~gatedrag.records.RunLock`). ``OUT/run.json``
 holds what the records were made with; a rerun with another checker configuration or model is
 refused rather than mixed in.
 
@@ -14,6 +15,7 @@ Example (with any checker)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +31,7 @@ from gatedrag.factcheck.claims import Claim
 from gatedrag.factcheck.events import ClaimAssessed, Judged, Verdict, VerdictGiven
 from gatedrag.factcheck.routing import Route
 from gatedrag.factcheck.verdict import BINARY, THREE_WAY
-from gatedrag.records import JsonlWriter, fingerprint_changes, read_jsonl
+from gatedrag.records import JsonlWriter, RunLock, fingerprint_changes, read_jsonl
 
 RECORDS = "verdicts.jsonl"
 RUN = "run.json"
@@ -178,7 +180,7 @@ def check_claims(
     todo = [c for c in claims if c.id not in existing]
     done, total = len(claims) - len(todo), len(claims)
     size = checker.config.batch_size
-    with JsonlWriter(out / RECORDS) as writer:
+    with RunLock(out), JsonlWriter(out / RECORDS) as writer:
         for lo in range(0, len(todo), size):
             chunk = todo[lo : lo + size]
             t0 = time.perf_counter()
@@ -211,8 +213,10 @@ def sweep_claims(
     existing = {name: _open(out / name, run_fingerprint(checker, corpus, v)) for name, v in variants.items()}
     todo = [c for c in claims if any(c.id not in have for have in existing.values())]
     size = checker.config.batch_size
-    writers = {name: JsonlWriter(out / name / RECORDS) for name in variants}
-    try:
+    with contextlib.ExitStack() as stack:
+        for name in variants:
+            stack.enter_context(RunLock(out / name))
+        writers = {name: stack.enter_context(JsonlWriter(out / name / RECORDS)) for name in variants}
         for lo in range(0, len(todo), size):
             chunk = todo[lo : lo + size]
             t0 = time.perf_counter()
@@ -228,9 +232,6 @@ def sweep_claims(
                     existing[name][claim.id] = record
             if on_batch is not None:
                 on_batch(len(claims) - len(todo) + lo + len(chunk), len(claims))
-    finally:
-        for writer in writers.values():
-            writer.close()
     return {name: [have[c.id] for c in claims if c.id in have] for name, have in existing.items()}
 
 

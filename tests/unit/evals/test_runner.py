@@ -129,3 +129,30 @@ def test_run_method_gives_each_question_its_passages(tmp_path):
     examples = [Example(id=f"q{i}", dataset="fake", question=f"question {i}", answers=["x"]) for i in range(3)]
     run_method(Recording(), examples, tmp_path / "m.jsonl", method="m", given=lambda e: [Passage(id=e.id, text="t")])
     assert [[[p.id for p in ps] for ps in batch] for batch in seen] == [[["q0"], ["q1"]], [["q2"]]]
+
+
+def test_a_second_process_on_the_same_records_is_refused_and_a_killed_ones_lock_is_free(tmp_path, data_dir):
+    from gatedrag.errors import RunInUse
+    from gatedrag.evals.runner import evaluate_configs
+    from gatedrag.records import RunLock
+
+    records = tmp_path / "hotpotqa" / "gated.jsonl"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from pathlib import Path; from gatedrag.records import RunLock; "
+            f"lock = RunLock(Path({str(records)!r})).acquire(); print('held', flush=True); import time; time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    cfg = method_config("gated", "hotpotqa")
+    with pytest.raises(RunInUse, match=rf"pid {holder.pid}\) is writing .*gated.jsonl"):
+        evaluate_configs("hotpotqa", {"gated": cfg}, out=tmp_path, limit=1, data_dir=data_dir)  # before the model loads
+    assert not records.exists()  # nothing written
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    with RunLock(records):  # the operating system released the killed process's lock
+        pass

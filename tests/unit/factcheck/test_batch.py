@@ -113,3 +113,18 @@ def test_a_sweep_writes_each_variant_as_its_own_run_and_fills_in_only_what_is_mi
     assert [r.model_dump() for r in again["never"][:5]] == [r.model_dump() for r in swept["never"]]
     with pytest.raises(ConfigError, match="another setup"):
         sweep_claims(checker(), claims(), {"never": checker(top_k=5).config}, tmp_path)
+
+
+def test_a_second_writer_on_the_same_out_is_refused(tmp_path):
+    from gatedrag.errors import RunInUse
+    from gatedrag.records import RunLock
+
+    tmp_path.mkdir(exist_ok=True)
+    with RunLock(tmp_path), pytest.raises(RunInUse, match="is writing"):
+        check_claims(checker(), claims()[:2], tmp_path)
+    assert not read_jsonl(tmp_path / RECORDS, ClaimRecord)
+    variants = {"never": FactCheckConfig(batch_size=2, rationales=1, force_route="direct")}
+    (tmp_path / "sweep" / "never").mkdir(parents=True)
+    with RunLock(tmp_path / "sweep" / "never"), pytest.raises(RunInUse):
+        sweep_claims(checker(), claims()[:2], variants, tmp_path / "sweep")
+    assert len(check_claims(checker(), claims()[:2], tmp_path)) == 2  # free again
