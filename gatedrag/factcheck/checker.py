@@ -263,6 +263,7 @@ class FactChecker:
                 self.config,
                 calibration=self.calibration,
                 sentences=self.sentences,
+                corpus=self.corpus,
             )
             shared._assess(group)
             for name, variant in variants.items():

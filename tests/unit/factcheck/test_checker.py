@@ -302,3 +302,14 @@ def test_evidence_that_does_not_address_the_claim_gives_not_enough_information_w
     assert v.events[-1].features["evidence_overlap"] == 0.0
     lenient = CONFIG.model_copy(update={"min_evidence_overlap": 0.0})
     assert FactChecker(model, unrelated, lenient).check("Gamma rays ionise atoms.").label == "supported"
+
+
+def test_a_sweep_shares_the_corpus_signal_with_its_variants():
+    config = CONFIG.model_copy(update={"corpus_signal": True})
+    doubting = config.model_copy(update={"routing": config.routing.model_copy(update={"corpus_doubt": True})})
+    corpus = Rare({"Zeta"})
+    swept = FactChecker(lm(), EchoRetriever(), config, corpus=corpus).sweep(
+        ["Alpha Zeta is so."], {"plain": config, "doubting": doubting}
+    )
+    assert corpus.seen == [["Alpha Zeta is so."]]  # once for both
+    assert [swept["plain"][0].route, swept["doubting"][0].route] == ["direct", "reflect_search"]
