@@ -61,6 +61,7 @@ from gatedrag.records import read_jsonl
 SCIFACT = DATA / "scifact"
 CORPUS = SCIFACT / "corpus.jsonl"
 SPLITS = {"train": "claims_train.jsonl", "dev": "claims_dev.jsonl"}
+BIASED = "always_retrieve_biased"
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "factcheck"
 
 
@@ -109,6 +110,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         tuned, calibration = tuned_config(args.out)
         base = base.model_copy(update={"corpus_signal": tuned.corpus_signal})
         variants = {v: forced_variants(base)[v] for v in BASELINES.values()} | {"routed": tuned}
+        # always-retrieve with the tuned label bias too: what the bias alone buys, searching every claim
+        variants[BIASED] = variants["always_retrieve"].model_copy(update={"label_bias": tuned.label_bias})
     t0 = time.perf_counter()
     swept = sweep_claims(
         checker(base, calibration),
@@ -237,6 +240,19 @@ def cmd_report(args: argparse.Namespace) -> None:
         score_arm(arm, list(swept[v].values()), have, confidence=raw(swept[v]), timed=False)
         for arm, v in BASELINES.items()
     ]
+    biased_file = args.out / args.split / BIASED / RECORDS
+    if biased_file.is_file():
+        biased = {r.id: r for r in read_jsonl(biased_file, ClaimRecord)}
+        if all(c.id in biased for c in have):
+            arms.append(
+                score_arm(
+                    "always_retrieve + tuned label_bias",
+                    list(biased.values()),
+                    have,
+                    confidence=raw(biased),
+                    timed=False,
+                )
+            )
     routed = list(swept["routed"].values())
     name = f"routed (α {config.routing.alpha:.3f}, β {config.routing.beta:.3f})"
     arms.append(score_arm(f"{name}, uncalibrated", routed, have, confidence=raw(swept["routed"]), timed=False))
