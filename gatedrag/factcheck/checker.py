@@ -183,12 +183,12 @@ class _Row:
             self.on_event(self.index, event)
 
     def branch(self) -> _Row:
-        """A fresh row that starts from this row's assessment (its first event and the calls it took)."""
+        """A fresh row that starts from this row's assessment (its events so far and the calls it took)."""
         return _Row(
             self.index,
             self.claim,
             None,
-            events=self.events[:1],
+            events=list(self.events),
             closed=self.closed,
             consistency=self.consistency,
             corpus=self.corpus,
@@ -292,6 +292,9 @@ class FactChecker:
             row.closed, row.consistency, row.corpus = tau, gamma, values
             row.llm_calls += 1 + 2 * cfg.rationales + 2 * len(gamma.supporting) * len(gamma.refuting)
             row.emit(ClaimAssessed, certainty=tau, consistency=gamma, corpus=values)
+            for v in values:
+                if v.note is not None:  # the value is missing or partial: the check went on without it
+                    row.emit(Degraded, what="corpus", error=f"{v.name}: {v.note}")
 
     def _corpus_signal(self, claims: list[str]) -> list[list[SignalValue]]:
         """Each claim's corpus signal values (none without the component; a failure: traced values
