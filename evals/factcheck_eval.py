@@ -27,7 +27,7 @@ from gatedrag.errors import ConfigError
 from gatedrag.factcheck.batch import ClaimRecord
 from gatedrag.factcheck.certainty import LABELS, Label
 from gatedrag.factcheck.config import FactCheckConfig
-from gatedrag.factcheck.routing import QUADRANTS, ROUTES, Route
+from gatedrag.factcheck.routing import QUADRANTS, ROUTES
 from gatedrag.gate.combiner import Combiner
 
 from .calibration import ReliabilityBin, ece, reliability
@@ -35,16 +35,15 @@ from .claims import LabelledClaim, verdict_scores
 from .combining import fit_table
 from .routing_replay import ClaimRuns, claim_runs
 
-ROUTE_VARIANTS: dict[str, Route] = {r: r for r in ROUTES}
-"""The forced route runs a replay picks from (the ``direct`` one is the never-retrieve baseline)."""
 BASELINES: dict[str, str] = {"never": "direct", "always_retrieve": "always_retrieve", "always_deep": "deep_search"}
 """Baseline arm -> the forced variant it is."""
 
 
 def forced_variants(base: FactCheckConfig) -> dict[str, FactCheckConfig]:
-    """Every variant a sweep runs: each route forced, and always-retrieve (deep search of one round:
-    the claim as the query)."""
-    out = {name: base.model_copy(update={"force_route": r}) for name, r in ROUTE_VARIANTS.items()}
+    """Every variant a sweep runs: each route forced (named after it: the runs a replay picks from;
+    ``direct`` is the never-retrieve baseline), and always-retrieve (deep search of one round: the
+    claim as the query)."""
+    out: dict[str, FactCheckConfig] = {r: base.model_copy(update={"force_route": r}) for r in ROUTES}
     out["always_retrieve"] = base.model_copy(update={"force_route": "deep_search", "deep_rounds": 1})
     return out
 
@@ -57,7 +56,7 @@ def assessment_calls(config: FactCheckConfig) -> int:
 
 def route_runs(gold: Mapping[str, Label], forced: Mapping[str, Mapping[str, ClaimRecord]]) -> list[ClaimRuns]:
     """The routing replay's input from a sweep's records (variant name -> claim id -> record)."""
-    return claim_runs(gold, {r: forced[name] for name, r in ROUTE_VARIANTS.items()})
+    return claim_runs(gold, {r: forced[r] for r in ROUTES})
 
 
 def routed_records(
@@ -153,7 +152,6 @@ def score_arm(
 
 __all__ = [
     "BASELINES",
-    "ROUTE_VARIANTS",
     "ArmScores",
     "assessment_calls",
     "fit_calibration",

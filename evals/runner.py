@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +32,7 @@ from pydantic import BaseModel, Field
 from gatedrag.config import PipelineConfig
 from gatedrag.errors import ConfigError, GatedRAGError
 from gatedrag.gate.select import ScoredCandidate
-from gatedrag.records import JsonlWriter, RunLock, fingerprint_changes, read_jsonl
+from gatedrag.records import JsonlWriter, RunLock, fingerprint_file, read_jsonl
 from gatedrag.signals.registry import needs_of, rungs_of
 from gatedrag.types import Answer, Counts, Passage, Step
 
@@ -187,24 +185,14 @@ def check_fingerprint(run_file: Path, current: dict[str, Any]) -> None:
     """Write the fingerprint on first use; refuse a different one later. A setting that did not
     exist when the fingerprint was written is accepted at its default (a setting is added with the
     default that keeps the earlier behaviour)."""
-    if run_file.is_file():
-        try:
-            old = json.loads(run_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError) as err:
-            raise ConfigError(f"cannot read {run_file}: {err}") from None
-        defaults = {"config": PipelineConfig().model_dump(mode="json")}
-        changes = fingerprint_changes(old, current, added_defaults=defaults)
-        if changes:
-            shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
-            raise ConfigError(
-                f"{run_file.parent} already holds results of {current['method']} made with another setup ({shown}). "
-                "Use a new --out directory, or delete the old results to start over."
-            )
-        return
-    run_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, run_file)
+    defaults = {"config": PipelineConfig().model_dump(mode="json")}
+    changes = fingerprint_file(run_file, current, added_defaults=defaults)
+    if changes:
+        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+        raise ConfigError(
+            f"{run_file.parent} already holds results of {current['method']} made with another setup ({shown}). "
+            "Use a new --out directory, or delete the old results to start over."
+        )
 
 
 # -- running ----------------------------------------------------------------------------------

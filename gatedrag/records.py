@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -151,4 +152,21 @@ def fingerprint_changes(old: Any, new: Any, path: str = "", *, added_defaults: A
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
-__all__ = ["JsonlWriter", "RunLock", "fingerprint_changes", "read_jsonl"]
+def fingerprint_file(run_file: Path, current: dict[str, Any], *, added_defaults: Any = _MISSING) -> list[str]:
+    """A run's fingerprint file: written (atomically) on first use and ``[]`` returned; later, the
+    changes of ``current`` from the one on disk (:func:`fingerprint_changes`), for the caller to
+    refuse. An unreadable file is a :class:`ConfigError`."""
+    if run_file.is_file():
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise ConfigError(f"cannot read {run_file}: {err}: move it away to start over") from None
+        return fingerprint_changes(old, current, added_defaults=added_defaults)
+    run_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, run_file)
+    return []
+
+
+__all__ = ["JsonlWriter", "RunLock", "fingerprint_changes", "fingerprint_file", "read_jsonl"]

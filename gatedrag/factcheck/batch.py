@@ -16,7 +16,6 @@ Example (with any checker)::
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from gatedrag.factcheck.claims import Claim
 from gatedrag.factcheck.events import ClaimAssessed, Judged, Verdict, VerdictGiven
 from gatedrag.factcheck.routing import Route
 from gatedrag.factcheck.verdict import BINARY, THREE_WAY
-from gatedrag.records import JsonlWriter, RunLock, fingerprint_changes, read_jsonl
+from gatedrag.records import JsonlWriter, RunLock, fingerprint_file, read_jsonl
 
 RECORDS = "verdicts.jsonl"
 RUN = "run.json"
@@ -133,22 +132,13 @@ def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckC
 def _open(out: Path, fingerprint: dict[str, Any]) -> dict[str, ClaimRecord]:
     """The records already in ``out`` (made with ``fingerprint``, else :class:`ConfigError`; a
     setting added since, at its default, is no change)."""
-    out.mkdir(parents=True, exist_ok=True)
-    run_file = out / RUN
-    if run_file.is_file():
-        try:
-            previous = json.loads(run_file.read_text(encoding="utf-8"))
-        except ValueError:
-            raise ConfigError(f"{run_file} is damaged: move {out} away to start over") from None
-        defaults = {"config": FactCheckConfig().model_dump(mode="json")}
-        changes = fingerprint_changes(previous, fingerprint, added_defaults=defaults)
-        if changes:
-            raise ConfigError(
-                f"{out} holds verdicts made with another setup ({'; '.join(changes[:6])}): use another --out, "
-                "or move it away"
-            )
-    else:
-        run_file.write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
+    defaults = {"config": FactCheckConfig().model_dump(mode="json")}
+    changes = fingerprint_file(out / RUN, fingerprint, added_defaults=defaults)
+    if changes:
+        raise ConfigError(
+            f"{out} holds verdicts made with another setup ({'; '.join(changes[:6])}): use another --out, "
+            "or move it away"
+        )
     return {r.id: r for r in read_jsonl(out / RECORDS, ClaimRecord, repair=True)}
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gatedrag.errors import ConfigError, InputError
 from gatedrag.events import Degraded
@@ -98,8 +98,8 @@ def verdict_features(
 ) -> dict[str, float]:
     """The features of a verdict: its uncalibrated probability ``p_label``, the closed-book τ, γ,
     τ and the label's probability with the evidence (when there was some), searches run, evidence
-    passages read, the share of the claim's words in the evidence, the corpus signal's values and whether it fired (when configured), the route
-    and the label (one-hot).
+    passages read, the share of the claim's words in the evidence, the corpus signal's values and
+    whether it fired (when configured), the route and the label (one-hot).
 
     >>> from gatedrag.factcheck.certainty import VerdictCertainty
     >>> c = VerdictCertainty(p_supported=0.6, p_refuted=0.3, p_nei=0.0, tau=0.3, label="supported", top_two_agree=False)
@@ -152,6 +152,14 @@ class _OnceEachPrompt:
         return [self._seen[p] for p in prompts]
 
 
+class _Decision(NamedTuple):
+    """A verdict's label (``None``: not enough information), its probability and, without a label, why."""
+
+    label: Label | None
+    p: float
+    why: str | None = None
+
+
 @dataclass
 class _Row:
     index: int
@@ -168,10 +176,8 @@ class _Row:
     rounds: int = 0
     overlap: float = 1.0
     """The share of the claim's content words in the evidence (:func:`evidence_overlap`)."""
-    unaddressed: bool = False
-    """The evidence was judged but shares too few of the claim's words to address it."""
-    decided: tuple[Label | None, float] = (None, 0.5)
-    """The verdict's label and probability once the searches are done (:meth:`FactChecker._decide`)."""
+    decided: _Decision | None = None
+    """The verdict's label once the searches are done (:meth:`FactChecker._decide`)."""
     llm_calls: int = 0
     """Prompts the model was given for this claim (each rationale, pair and sentence judged is one)."""
     done: bool = False
@@ -322,9 +328,9 @@ class FactChecker:
             self._search_round(searching, cfg)
         for row in rows:
             row.overlap = evidence_overlap(row.claim, [h.passage for h in row.passages])
-            row.unaddressed = row.judged is not None and row.overlap < cfg.min_evidence_overlap
             row.decided = self._decide(row, cfg)
-        self._name_sentences([r for r in rows if r.route != "direct" and r.decided[0] not in (None, "nei")], cfg)
+        named = [r for r in rows if r.route != "direct" and r.decided and r.decided.label not in (None, "nei")]
+        self._name_sentences(named, cfg)
         for row in rows:
             self._give_verdict(row)
 
@@ -332,7 +338,7 @@ class FactChecker:
         """Each evidence passage's rationale sentences, for every row with a verdict (one pass)."""
         if not rows or not cfg.rationale_sentences:
             return
-        requests = [(r.claim, r.decided[0], [h.passage for h in r.passages]) for r in rows]  # type: ignore[misc]
+        requests = [(r.claim, r.decided.label, [h.passage for h in r.passages]) for r in rows]  # type: ignore[union-attr,misc]
         try:
             found = rationale_sentences(
                 self.lm,
@@ -432,33 +438,30 @@ class FactChecker:
 
     # -- the verdict ------------------------------------------------------------------------------
     @staticmethod
-    def _decide(row: _Row, cfg: FactCheckConfig) -> tuple[Label | None, float]:
+    def _decide(row: _Row, cfg: FactCheckConfig) -> _Decision:
         """The label and its probability: closed book for a direct verdict, else from the last
-        verdict with evidence (``label_bias`` added); ``(None, 0.5)`` when there is none."""
+        verdict with evidence (``label_bias`` added); without one, why not."""
         assert row.closed is not None
         if row.route == "direct":
-            return row.closed.biased(cfg.label_bias, BINARY)
-        if row.judged is None or row.unaddressed:
-            return None, 0.5
-        return row.judged.biased(cfg.label_bias, THREE_WAY)
+            return _Decision(*row.closed.biased(cfg.label_bias, BINARY), why="the model gave no verdict")
+        if row.judged is None:
+            return _Decision(None, 0.5, "no evidence found")
+        if row.overlap < cfg.min_evidence_overlap:
+            why = f"the evidence does not address the claim (it has {row.overlap:.0%} of the claim's words)"
+            return _Decision(None, 0.5, why)
+        return _Decision(*row.judged.biased(cfg.label_bias, THREE_WAY), why="the evidence read gave no verdict")
 
     def _give_verdict(self, row: _Row) -> None:
         assert row.closed is not None and row.consistency is not None
+        assert row.decided is not None
         fields: dict[str, Any]
-        decided, p = row.decided
+        decided, p, why = row.decided
         if row.route == "direct":
             label: Label = decided or "nei"
-            p = p if decided else 0.5
             side = row.consistency.supporting if label == "supported" else row.consistency.refuting
-            note = "closed-book verdict (certain and consistent)" if decided else "the model gave no verdict"
+            note = "closed-book verdict (certain and consistent)" if decided else why
             fields = {"rationale": side[0] if side else "", "note": note}
         elif decided is None:
-            if not row.passages:
-                why = "no evidence found"
-            elif row.unaddressed:
-                why = f"the evidence does not address the claim (it has {row.overlap:.0%} of the claim's words)"
-            else:
-                why = "the evidence read gave no verdict"
             label, p, fields = "nei", 0.5, {"note": f"{why}: not enough information"}
         else:
             label = decided
