@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gatedrag.errors import DatasetError
 
@@ -98,6 +99,30 @@ def _dedupe(items: Iterable[str]) -> list[str]:
     return [x for x in seen if x]
 
 
+Loader = Callable[[Path], list[Example]]
+
+
+def _typed(what: str) -> Callable[[Loader], Loader]:
+    """A loader whose records of the wrong shape (a question that is not a string, an answer
+    list holding objects) raise :class:`DatasetError` naming the file, not a Python error."""
+
+    def wrap(loader: Loader) -> Loader:
+        @functools.wraps(loader)
+        def load(path: Path) -> list[Example]:
+            try:
+                return loader(path)
+            except (ValidationError, AttributeError, TypeError, ValueError) as err:
+                if isinstance(err, DatasetError):
+                    raise
+                reason = err.errors()[0]["msg"] if isinstance(err, ValidationError) else f"{type(err).__name__}: {err}"
+                raise DatasetError(f"{what}: {path} has a record with a field of the wrong type ({reason})") from None
+
+        return load
+
+    return wrap
+
+
+@_typed("hotpotqa")
 def load_hotpotqa(path: Path) -> list[Example]:
     """HotpotQA distractor JSON: ``_id, question, answer, type, level, supporting_facts, context``."""
     rows = _records(_read_json(path, "hotpotqa"), path, "hotpotqa", ["_id", "question", "answer", "context"])
@@ -113,6 +138,7 @@ def load_hotpotqa(path: Path) -> list[Example]:
     ]
 
 
+@_typed("2wikimultihopqa")
 def load_2wikimultihopqa(path: Path) -> list[Example]:
     """2WikiMultihopQA JSON: ``_id, type, question, answer, answer_aliases, evidences``."""
     rows = _records(
@@ -134,6 +160,7 @@ def load_2wikimultihopqa(path: Path) -> list[Example]:
     ]
 
 
+@_typed("musique")
 def load_musique(path: Path) -> list[Example]:
     """MuSiQue JSONL: ``id, question, answer, answer_aliases, answerable, question_decomposition``."""
     rows = _records(_read_json(path, "musique"), path, "musique", ["id", "question", "answer", "answer_aliases"])
@@ -157,6 +184,7 @@ def load_musique(path: Path) -> list[Example]:
     ]
 
 
+@_typed("popqa")
 def load_popqa(path: Path) -> list[Example]:
     """PopQA JSON: ``id, question, possible_answers (a JSON string list), s_pop, prop``."""
     rows = _records(_read_json(path, "popqa"), path, "popqa", ["id", "question", "possible_answers", "s_pop"])
@@ -172,6 +200,7 @@ def load_popqa(path: Path) -> list[Example]:
     ]
 
 
+@_typed("pubmedqa")
 def load_pubmedqa(path: Path) -> list[Example]:
     """PubMedQA ``ori_pqal.json``: ``{pmid: {QUESTION, CONTEXTS, final_decision, ...}}``; the gold
     is yes, no or maybe, scored by accuracy. ``pubmedqa/test_ground_truth.json`` beside it marks the

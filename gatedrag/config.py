@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from gatedrag.errors import ConfigError
 from gatedrag.factcheck.config import FactCheckConfig
+from gatedrag.text import has_lone_surrogate
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
@@ -197,6 +198,22 @@ class RetrievalConfig(_Config):
     """Where the bm25s index lives; default: a folder in the cache keyed by the corpus checksum."""
 
 
+class BackendLimits(_Config):
+    """How long a pipeline waits for a backend call (retriever, corpus statistics, embedding
+    re-ranker) and how often it retries one that failed. A call past its time is abandoned (its
+    thread is left to finish; the answer goes on without the result and says so in its trace); a
+    call within a turn's deadline gets at most the time the turn has left. The model's own calls
+    are bounded by ``max_sentence_tokens`` between checks (in-process) or by
+    ``model.openai.timeout_s`` (a server)."""
+
+    timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Seconds one backend call may take (each retry gets what is left of it)."""
+    retries: int = Field(default=1, ge=0, le=10)
+    """Further tries of a call that raised (not of one that timed out: a hang would repeat)."""
+    backoff_s: float = Field(default=0.2, ge=0.0, le=60.0)
+    """Wait before the first retry; doubled before each next one."""
+
+
 class RuleBase(_Config):
     """A signal rule: which signal (``signal``), whether it may act (``act``; otherwise it is
     computed and traced only), and the signal's own settings."""
@@ -235,7 +252,7 @@ def _parse_rules(value: Any) -> Any:
             rules.append(item)
             continue
         name = item.get("signal") if isinstance(item, dict) else None
-        if name not in RULES:
+        if not isinstance(name, str) or name not in RULES:
             raise PydanticCustomError(
                 "unknown_signal",
                 "unknown signal '{name}'; registered: {known}",
@@ -638,6 +655,8 @@ class PipelineConfig(_Config):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     corpus_stats: CorpusStatsConfig = Field(default_factory=CorpusStatsConfig)
+    backends: BackendLimits = Field(default_factory=BackendLimits)
+    """Time limit and retries of every retriever, corpus-statistics and re-ranker call."""
     control: KnowledgeControlConfig = Field(default_factory=lambda: _default_control())
     """How the "adjust" rung (a ``confidence_gain`` rule) detects conflict and re-mixes logits:
     adaptive weights and the paper's conflict test (CG < 0: the passages made the model *less* sure)
@@ -688,12 +707,25 @@ def _format_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a parsed document holds text with a lone surrogate (YAML's ``"\\ud800"``): not Unicode."""
+    if isinstance(value, str):
+        return has_lone_surrogate(value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 def parse_config(data: dict[str, Any] | None) -> PipelineConfig:
     """Validate a mapping into a :class:`PipelineConfig`, raising :class:`ConfigError`."""
     if data is None:
         return PipelineConfig()
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    if _lone_surrogate(data):
+        raise ConfigError("the config holds text that is not valid Unicode (a lone surrogate escape)")
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as err:
@@ -707,6 +739,8 @@ def load_config(path: str | Path) -> PipelineConfig:
         raw = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {p} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {p}: {err.strerror or err}") from None
     try:
@@ -724,6 +758,7 @@ def load_config(path: str | Path) -> PipelineConfig:
 __all__ = [
     "DEFAULT_MODEL",
     "RULES",
+    "BackendLimits",
     "ConfidenceGainRule",
     "CooccurrenceRule",
     "CorpusStatsConfig",

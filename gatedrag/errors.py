@@ -69,6 +69,10 @@ class BackendError(GatedRAGError):
     """A backend (retriever, model server) that failed while answering."""
 
 
+class BackendTimeout(BackendError):
+    """A backend call (retriever, corpus statistics, embedding model) that did not return in time."""
+
+
 class RetrievalError(BackendError):
     """A retriever that raised or returned something unusable."""
 
@@ -107,6 +111,7 @@ class RunInUse(GatedRAGError):
 
 __all__ = [
     "BackendError",
+    "BackendTimeout",
     "ConfigError",
     "ContextLengthError",
     "CorpusBackendError",

@@ -225,7 +225,10 @@ def build_components(
         from gatedrag.retrieval.corpus import demo_corpus_path
 
         corpus = build_corpus_stats(
-            config.corpus_stats, config.retrieval.corpus or demo_corpus_path(), progress=progress
+            config.corpus_stats,
+            config.retrieval.corpus or demo_corpus_path(),
+            progress=progress,
+            limits=config.backends,
         )
     lm = lm or build_model(config.model, progress=progress)
     extractor = None

@@ -34,7 +34,15 @@ from pydantic import ValidationError
 
 from gatedrag.aio import iterate_in_thread
 from gatedrag.config import GateConfig, PipelineConfig
-from gatedrag.errors import BackendError, ConfigError, ContextLengthError, InputError, TurnCancelled
+from gatedrag.errors import (
+    BackendError,
+    ConfigError,
+    ContextLengthError,
+    GatedRAGError,
+    InputError,
+    RetrievalError,
+    TurnCancelled,
+)
 from gatedrag.events import (
     Answer,
     CandidatesScored,
@@ -56,17 +64,28 @@ from gatedrag.gate import Action, AnswerState, Gate, Phase, Policy, SignalBundle
 from gatedrag.gate.combiner import Combiner
 from gatedrag.gate.select import Candidate, CandidateRung, ScoredCandidate, candidate_features, choose
 from gatedrag.gate.state import TRANSITIONS
-from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin
+from gatedrag.guard import guarded
+from gatedrag.lm.base import DecodeSession, LanguageModel, SentenceVerdict, Twin, score_checked
 from gatedrag.lm.sampling import Sampling
 from gatedrag.lm.sentences import find_sentence_end
 from gatedrag.prompts import PromptTemplate
-from gatedrag.retrieval.base import Retriever, retrieve_each
+from gatedrag.retrieval.base import Retriever, check_hits, retrieve_each
 from gatedrag.retrieval.query import truncate_words
 from gatedrag.retrieval.rerank import Reranker
 from gatedrag.signals.base import SentenceContext
 from gatedrag.signals.consistency import agreement, agreement_with
 from gatedrag.signals.verify import AnswerCheck, verify_answers
-from gatedrag.types import AnswerFinish, Counts, Hit, Passage, Sentence, StepPassage, geometric_mean_probability
+from gatedrag.text import require_unicode
+from gatedrag.types import (
+    AnswerFinish,
+    Counts,
+    DecodeOutcome,
+    Hit,
+    Passage,
+    Sentence,
+    StepPassage,
+    geometric_mean_probability,
+)
 
 EventCallback = Callable[[int, Event], None]
 """Called with (question's position in the batch, event) as each event is emitted."""
@@ -83,6 +102,10 @@ KEPT_NOTE: dict[RetrievalOutcome, str] = {
     "new": "retrieval unavailable; sentence kept",  # the passages did not fit: the row could not restart
 }
 
+
+_MIN_BUDGET_S = 0.05
+"""The least time a backend call is given when a row's deadline is (nearly) past: enough for an
+index lookup, and the row stops at its next sentence boundary anyway."""
 
 StopReason = Literal["cancelled", "deadline"]
 """Why an intake stops a row: its turn was cancelled (dropped, no answer) or its deadline passed
@@ -119,6 +142,11 @@ class Intake(Protocol):
         """Whether question ``key`` must stop now (asked at each of its sentence boundaries)."""
         ...
 
+    def time_left(self, key: Hashable) -> float | None:
+        """Seconds until question ``key``'s deadline (negative once past it); ``None``: no deadline.
+        A backend call made for the question waits at most this long."""
+        ...
+
     def deliver(self, key: Hashable, answer: Answer) -> None:
         """Question ``key``'s answer."""
         ...
@@ -147,6 +175,9 @@ class _Fixed:
 
     def stop_reason(self, key: Hashable) -> StopReason | None:
         return "deadline" if self.deadline is not None and time.monotonic() >= self.deadline else None
+
+    def time_left(self, key: Hashable) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     def deliver(self, key: Hashable, answer: Answer) -> None:
         self.answers[key] = answer
@@ -249,7 +280,7 @@ def validate_question(question: object) -> str:
         raise InputError(f"a question must be a string, got {type(question).__name__}")
     if not question.strip():
         raise InputError("the question is empty: ask something")
-    return question.strip()
+    return require_unicode(question.strip(), "the question")
 
 
 def validate_passages(passages: object, what: str = "passages") -> list[Passage]:
@@ -260,9 +291,12 @@ def validate_passages(passages: object, what: str = "passages") -> list[Passage]
     out: list[Passage] = []
     for i, p in enumerate(passages):
         try:
-            out.append(p if isinstance(p, Passage) else Passage.model_validate(p))
+            passage = p if isinstance(p, Passage) else Passage.model_validate(p)
         except ValidationError as err:
             raise InputError(f"{what}[{i}] is not a passage ({{id, title, text}}): {err.errors()[0]['msg']}") from None
+        for text in (passage.id, passage.title, passage.text):
+            require_unicode(text, f"{what}[{i}]")
+        out.append(passage)
     return out
 
 
@@ -276,6 +310,16 @@ def extract_answer(text: str, marker: str = "the answer is") -> str | None:
         if answer:
             return answer
     return None
+
+
+def check_outcomes(outcomes: object, keys: Sequence[Hashable]) -> None:
+    """Raise :class:`BackendError` unless ``outcomes`` maps every row of ``keys`` to a
+    :class:`DecodeOutcome` (a backend's malformed or partial round is its failure)."""
+    if not isinstance(outcomes, dict):
+        raise BackendError(f"the model returned {type(outcomes).__name__} for a decoding round, not outcomes")
+    missing = [k for k in keys if not isinstance(outcomes.get(k), DecodeOutcome)]
+    if missing:
+        raise BackendError(f"the model returned no decoding outcome for {len(missing)} of {len(keys)} rows")
 
 
 class GatedRAG:
@@ -299,6 +343,11 @@ class GatedRAG:
         reranker: Reranker | None = None,
         combiner: Combiner | None = None,
     ):
+        if retriever is not None and not isinstance(retriever, Retriever):
+            raise ConfigError(
+                f"{type(retriever).__name__} is not a retriever: give an object with a name and "
+                "retrieve(queries, k) (gatedrag.retrieval.base.Retriever)"
+            )
         self.lm = lm
         self.retriever = retriever
         self.config = config or PipelineConfig()
@@ -382,7 +431,11 @@ class GatedRAG:
             raise InputError("batch() takes a list of questions; use ask() for one")
         if deadline_s is not None and not deadline_s > 0:
             raise InputError("deadline_s must be positive (or None for no deadline)")
+        if not isinstance(questions, Sequence):
+            raise InputError(f"batch() takes a list of questions, got {type(questions).__name__}")
         cleaned = [validate_question(q) for q in questions]
+        if passages is not None and (isinstance(passages, str | bytes) or not isinstance(passages, Sequence)):
+            raise InputError(f"passages must be one list (or None) per question, got {type(passages).__name__}")
         if passages is not None and len(passages) != len(cleaned):
             raise InputError(f"{len(passages)} passage lists for {len(cleaned)} questions")
         given = [
@@ -494,9 +547,9 @@ class GatedRAG:
         unread = [r for r in group if r.passages is None]  # given passages: nothing to look up first
         if policy.retrieve_first and self.retriever is not None:
             if unread:
-                self._retrieve([(r, [r.question], "before generation") for r in unread])
+                self._retrieve([(r, [r.question], "before generation") for r in unread], intake)
         elif self.gate.question_signals and unread:
-            self._check_questions(unread)
+            self._check_questions(unread, intake)
         if self.draft_gate is not None and self.retriever is not None:
             for row in group:
                 if row.passages is None:  # not for a question already sent to retrieval
@@ -514,7 +567,16 @@ class GatedRAG:
         gen = self.config.decoding
         room = gen.batch_size - len(active)
 
+        raised: list[BaseException] = []  # what the hook raised (the intake ending the run), not the model
+
         def hook(key: Hashable, sentence: Sentence) -> SentenceVerdict:
+            try:
+                return judge(key, sentence)
+            except BaseException as err:
+                raised.append(err)
+                raise
+
+        def judge(key: Hashable, sentence: Sentence) -> SentenceVerdict:
             row = rows[key]
             stop = intake.stop_reason(key)
             if stop is not None:
@@ -536,15 +598,17 @@ class GatedRAG:
                 stop_strings=gen.stop_strings,
                 split_sentences=gen.segment_tokens is None,
             )
-        except BackendError as err:  # a remote model failed: each answer ends with what it has, labelled
-            for key in active:
-                if rows[key].phase is not Phase.FINISHED:
-                    rows[key].emit(Degraded, what="model", error=f"the model failed: {err}")
+            check_outcomes(outcomes, active)
+        except Exception as err:
+            if err in raised or (isinstance(err, GatedRAGError) and not isinstance(err, BackendError)):
+                for key in active:  # the round failed for every row in it (bad input, or the intake ended the run)
+                    self._drop(rows[key], err, intake)
+                return
+            for key in active:  # the model failed (a server's error, an in-process backend's exception):
+                if rows[key].phase is not Phase.FINISHED:  # each answer ends with what it has, labelled
+                    what = "" if isinstance(err, BackendError) else f"{type(err).__name__}: "
+                    rows[key].emit(Degraded, what="model", error=f"the model failed: {what}{err}")
                     self._finish(session, key, rows[key], "eos")
-            return
-        except Exception as err:  # the round failed for every row in it
-            for key in active:
-                self._drop(rows[key], err, intake)
             return
         due: list[tuple[_Row, AnswerFinish | None]] = []
         for key in active:
@@ -570,7 +634,7 @@ class GatedRAG:
             except Exception as err:
                 self._drop(row, err, intake)
         if due:
-            outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due])  # type: ignore[union-attr]
+            outcomes_r = self._retrieve([(r, list(r.pending.queries), r.pending.trigger) for r, _ in due], intake)  # type: ignore[union-attr]
             for (row, ended), outcome in zip(due, outcomes_r):
                 try:
                     self._after_retrieval(session, row.index, row, outcome, ended)
@@ -791,7 +855,7 @@ class GatedRAG:
         if self._is_final(pending.sentence) or ended:
             self._finish(session, key, row, ended or "answer")
 
-    def _check_questions(self, rows: list[_Row]) -> None:
+    def _check_questions(self, rows: list[_Row], intake: Intake) -> None:
         """QuCo Stage 1: the question-stage signals on every question; retrieve with the question
         for those that fire (the passages stay in the prompt from the first sentence on)."""
         due = []
@@ -802,7 +866,7 @@ class GatedRAG:
                 fired = ", ".join(r.signal for r in action.reasons)
                 due.append((row, [row.question], f"question check ({fired})"))
         if due:
-            self._retrieve(due)
+            self._retrieve(due, intake)
 
     def _start(self, session: DecodeSession, key: Hashable, row: _Row, *, initial: bool = False) -> bool:
         """(Re)start a row on the closed-book or retrieval prompt plus the answer so far.
@@ -881,17 +945,25 @@ class GatedRAG:
             passages=[StepPassage.of(h) for h in row.passages],
         )
 
-    def _retrieve(self, requests: Sequence[tuple[_Row, list[str], str]]) -> list[RetrievalOutcome]:
+    def _retrieve(self, requests: Sequence[tuple[_Row, list[str], str]], intake: Intake) -> list[RetrievalOutcome]:
         """Run the queries (batched); several queries of one request are retrieved separately and
         their passages pooled (deduplicated, in order). A failing retriever degrades the retrieval
         instead of raising. Per request: ``new`` (the row's passages were replaced), ``same`` (every
         passage is already in the prompt: nothing to regenerate from, unless
-        ``policy.paper.regenerate_without_new_passages``) or ``failed``."""
+        ``policy.paper.regenerate_without_new_passages``) or ``failed``. The retriever gets
+        ``backends.timeout_s`` at most, and no longer than the earliest deadline of the rows."""
         assert self.retriever is not None
         k = self.config.retrieval.top_k
         for row, group, trigger in requests:
             row.emit(RetrievalStarted, queries=list(group), trigger=trigger)
-        flat = retrieve_each(self.retriever, [q for _, group, _ in requests for q in group], k)
+        left = [t for row, _, _ in requests if (t := intake.time_left(row.index)) is not None]
+        flat = retrieve_each(
+            self.retriever,
+            [q for _, group, _ in requests for q in group],
+            k,
+            limits=self.config.backends,
+            budget_s=max(_MIN_BUDGET_S, min(left)) if left else None,
+        )
         outcomes: list[RetrievalOutcome] = []
         pos = 0
         for row, group, trigger in requests:
@@ -937,11 +1009,27 @@ class GatedRAG:
         if searching and deep is not None and deep.rerank == "uncertainty":
             fields["note"] = self._rerank_by_uncertainty(row, row.pending.sentence)  # type: ignore[union-attr]
         elif searching and self.reranker is not None:
-            query = f"{row.question} {row.pending.sentence.text}"  # type: ignore[union-attr]
-            row.passages = self.reranker.rerank(query, row.passages)
-            fields["note"] = f"passages re-ranked by {self.reranker.name}"
+            fields["note"] = self._rerank_by_embedding(row, f"{row.question} {row.pending.sentence.text}")  # type: ignore[union-attr]
         row.control_on = False  # new passages: measure again before controlling
         return "new", fields
+
+    def _rerank_by_embedding(self, row: _Row, query: str) -> str:
+        """Order the row's passages by the re-ranker (``backends`` limits its time); keeps the
+        retrieval order, and says so, if it fails or returns other passages than it was given."""
+        assert self.reranker is not None
+        hits = list(row.passages or [])
+        reranker = self.reranker
+        try:
+            ranked = guarded(
+                lambda: reranker.rerank(query, hits), self.config.backends, f"the re-ranker {reranker.name!r}"
+            )
+            (ranked,) = check_hits([ranked], 1)
+            if sorted(h.passage.id for h in ranked) != sorted(h.passage.id for h in hits):
+                raise RetrievalError("the re-ranker returned other passages than it was given")
+        except Exception as err:
+            return f"passages kept in retrieval order: re-ranking failed ({type(err).__name__}: {err})"
+        row.passages = ranked
+        return f"passages re-ranked by {reranker.name}"
 
     def _rerank_by_uncertainty(self, row: _Row, sentence: Sentence) -> str:
         """Order the row's passages by the mean NLL (nats a token) of the doubtful sentence written
@@ -951,7 +1039,7 @@ class GatedRAG:
         so_far = " ".join(s.text.strip() for s in row.accepted)
         prompts = [self.prompt.render(row.question, [h])[1] + (" " + so_far if so_far else "") for h in hits]
         try:
-            scored = self.lm.score(prompts, [" " + sentence.text.strip()] * len(hits))
+            scored = score_checked(self.lm, prompts, [" " + sentence.text.strip()] * len(hits))
         except Exception as err:
             return f"passages kept in retrieval order: uncertainty re-ranking failed ({type(err).__name__}: {err})"
         nll = [-sum(t.logprob for t in steps) / max(1, len(steps)) for steps in scored]

@@ -318,6 +318,12 @@ class Scheduler:
         turn = self._running.get(key)
         return None if turn is None else turn.ticket._stop_reason(time.monotonic())
 
+    def time_left(self, key: Hashable) -> float | None:
+        turn = self._running.get(key)
+        if turn is None or turn.ticket.deadline is None:
+            return None
+        return turn.ticket.deadline - time.monotonic()
+
     def deliver(self, key: Hashable, answer: Answer) -> None:
         with self._cv:
             turn = self._running.pop(key, None)

@@ -6,16 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gatedrag.config import CorpusStatsConfig
+from gatedrag.config import BackendLimits, CorpusStatsConfig
 from gatedrag.corpus.base import CorpusStats
 from gatedrag.corpus.cache import CachedCorpusStats
+from gatedrag.corpus.guard import GuardedCorpusStats
 from gatedrag.errors import CorpusIndexError
 
 
 def build_corpus_stats(
-    config: CorpusStatsConfig, corpus: str | Path, *, progress: Callable[[str], None] | None = None
+    config: CorpusStatsConfig,
+    corpus: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    limits: BackendLimits | None = None,
 ) -> CorpusStats:
-    """Open (or build once) the configured backend; errors are typed and raised here, at load time."""
+    """Open (or build once) the configured backend; errors are typed and raised here, at load time.
+    Each query to it is limited by ``limits`` (default :class:`BackendLimits`; a cached answer
+    is not asked again)."""
+    limits = limits or BackendLimits()
     if config.backend == "api":
         from gatedrag.corpus.client import InfiniGramClient
 
@@ -27,7 +35,7 @@ def build_corpus_stats(
             retries=config.retries,
             cooccurrence="cnf" if hosted else config.cooccurrence,
         )
-        return CachedCorpusStats(backend, maxsize=config.cache_size)
+        return CachedCorpusStats(GuardedCorpusStats(backend, limits), maxsize=config.cache_size)
 
     from gatedrag.corpus.build import build_index, default_corpus_index_dir
     from gatedrag.corpus.local import LocalIndex
@@ -45,7 +53,7 @@ def build_corpus_stats(
     if progress:
         progress(f"opening the corpus-statistics index {index}")
     local = LocalIndex(index, tokenizer=config.tokenizer, cooccurrence=config.cooccurrence)
-    return CachedCorpusStats(local, maxsize=config.cache_size)
+    return CachedCorpusStats(GuardedCorpusStats(local, limits), maxsize=config.cache_size)
 
 
 __all__ = ["build_corpus_stats"]

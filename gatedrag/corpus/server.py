@@ -28,10 +28,13 @@ from gatedrag.corpus.api import Caps, QueryHandler
 from gatedrag.corpus.local import LocalIndex
 
 MAX_BODY_BYTES = 64 * 1024
+REQUEST_TIMEOUT_S = 30.0
+"""Seconds a connection may stay silent (mid-request or idle between requests) before it is closed."""
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
+    timeout = REQUEST_TIMEOUT_S  # a client that stops sending (half a request, an idle keep-alive) is dropped
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: CorpusServer
 
@@ -85,6 +88,12 @@ class CorpusServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.handler, self.verbose = handler, verbose
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or timed out is its own business; anything else is printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -114,4 +123,4 @@ def make_server(
     return CorpusServer((host, port), handler, verbose=verbose)
 
 
-__all__ = ["MAX_BODY_BYTES", "CorpusServer", "make_server"]
+__all__ = ["MAX_BODY_BYTES", "REQUEST_TIMEOUT_S", "CorpusServer", "make_server"]

@@ -46,7 +46,7 @@ from gatedrag.factcheck.routing import ROUTES, Route, route
 from gatedrag.factcheck.sentences import SentenceSource, evidence_overlap, passage_sentences, rationale_sentences
 from gatedrag.factcheck.verdict import BINARY, THREE_WAY, VerdictCheck, judge
 from gatedrag.gate.combiner import Combiner
-from gatedrag.lm.base import DecodeSession, LanguageModel, NextToken
+from gatedrag.lm.base import DecodeSession, LanguageModel, NextToken, next_token_checked, score_checked
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
 from gatedrag.prompts import numbered_passages
@@ -143,12 +143,12 @@ class _OnceEachPrompt:
         return self.lm.open_session()
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
-        return self.lm.score(prompts, continuations)
+        return score_checked(self.lm, prompts, continuations)
 
     def next_token(self, prompts: Sequence[str]) -> list[NextToken]:
         todo = [p for p in dict.fromkeys(prompts) if p not in self._seen]
         if todo:
-            self._seen.update(zip(todo, self.lm.next_token(todo)))
+            self._seen.update(zip(todo, next_token_checked(self.lm, todo)))
         return [self._seen[p] for p in prompts]
 
 

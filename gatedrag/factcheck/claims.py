@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.errors import InputError
+from gatedrag.text import require_unicode
 
 MAX_CLAIM_CHARS = 2000
 """Longer claims are refused: a claim is a sentence or two, not a document."""
@@ -43,7 +44,7 @@ def validate_claim(claim: object, *, max_chars: int = MAX_CLAIM_CHARS) -> str:
         raise InputError("the claim is empty: give a statement to check")
     if len(text) > max_chars:
         raise InputError(f"the claim is {len(text)} characters; at most {max_chars} are accepted: check one statement")
-    return text
+    return require_unicode(text, "the claim")
 
 
 def parse_claims(lines: Iterable[str], *, source: str = "claims", max_chars: int = MAX_CLAIM_CHARS) -> list[Claim]:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.base import LanguageModel, score_checked
 from gatedrag.lm.chat import complete
 from gatedrag.lm.sampling import Sampling
 from gatedrag.lm.sentences import find_sentence_end
@@ -63,7 +63,7 @@ def contradictions(lm: LanguageModel, pairs: Sequence[tuple[str, str]]) -> list[
     if not pairs:
         return []
     prompts = [CONTRADICT_PROMPT.format(a=a.strip(), b=b.strip()) for a, b in pairs]
-    return [p_true_of(steps[0]).p_true for steps in lm.score(prompts, [" Yes"] * len(prompts))]
+    return [p_true_of(steps[0]).p_true for steps in score_checked(lm, prompts, [" Yes"] * len(prompts))]
 
 
 def first_sentence(text: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.factcheck.certainty import Label, VerdictCertainty, verdict_certainty
-from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.base import LanguageModel, next_token_checked
 from gatedrag.prompts import numbered_passages
 from gatedrag.types import Passage
 
@@ -84,7 +84,7 @@ def judge(
     batch: list[int] = []
     for i in [*order, None]:
         if batch and (i is None or (len(batch) + 1) * len(prompts[i]) > max_batch_chars):
-            for j, n in zip(batch, lm.next_token([prompts[j] for j in batch])):
+            for j, n in zip(batch, next_token_checked(lm, [prompts[j] for j in batch])):
                 found[j] = verdict_certainty(n.top, checks[j].labels)
             batch = []
         if i is not None:

@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatedrag.config import KnowledgeControlConfig
+from gatedrag.errors import BackendError
 from gatedrag.lm.sampling import Sampling
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
@@ -174,6 +175,28 @@ class LanguageModel(Protocol):
         ...
 
 
+def score_checked(lm: LanguageModel, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[TokenStep]]:
+    """``lm.score(prompts, continuations)``, checked: one list of :class:`TokenStep` per prompt,
+    else :class:`~gatedrag.errors.BackendError` (a malformed or partial answer is a failure)."""
+    scored = lm.score(prompts, continuations)
+    if not isinstance(scored, list) or len(scored) != len(prompts):
+        got = len(scored) if isinstance(scored, list) else type(scored).__name__
+        raise BackendError(f"the model {lm.name!r} scored {got} continuations of {len(prompts)}")
+    for steps in scored:
+        if not isinstance(steps, list) or not all(isinstance(t, TokenStep) for t in steps):
+            raise BackendError(f"the model {lm.name!r} returned a malformed scored continuation")
+    return scored
+
+
+def next_token_checked(lm: LanguageModel, prompts: Sequence[str]) -> list[NextToken]:
+    """``lm.next_token(prompts)``, checked: one :class:`NextToken` per prompt, else
+    :class:`~gatedrag.errors.BackendError`."""
+    found = lm.next_token(prompts)
+    if not isinstance(found, list) or len(found) != len(prompts) or not all(isinstance(n, NextToken) for n in found):
+        raise BackendError(f"the model {lm.name!r} returned a malformed next-token answer for {len(prompts)} prompts")
+    return found
+
+
 __all__ = [
     "DecodeSession",
     "LanguageModel",
@@ -182,4 +205,6 @@ __all__ = [
     "SentenceHook",
     "SentenceVerdict",
     "Twin",
+    "next_token_checked",
+    "score_checked",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from gatedrag.errors import RetrievalIndexError
+from gatedrag.errors import CorpusError, RetrievalIndexError
 from gatedrag.lm.packaged import default_cache_dir
 from gatedrag.retrieval.corpus import corpus_sha256, load_corpus
 from gatedrag.retrieval.store import (
@@ -56,8 +56,14 @@ class BM25Retriever:
     ) -> BM25Retriever:
         """Index ``passages`` in memory."""
         passages = list(passages)
+        tokens = words([passage_text(p) for p in passages])
+        if not any(tokens):
+            raise CorpusError(
+                f"none of the {len(passages)} passages has a word BM25 can index "
+                "(letters or digits that are not English stopwords)"
+            )
         index = bm25s.BM25(method=method, k1=k1, b=b)
-        index.index(words([passage_text(p) for p in passages]), show_progress=False)
+        index.index(tokens, show_progress=False)
         return cls(index, passages, corpus_sha256=corpus_sha256)
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[list[Hit]]:

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatedrag.errors import InputError
 from gatedrag.lm.base import LanguageModel
@@ -130,6 +131,11 @@ def create_app(
     async def _api_error(_: Request, err: APIError) -> JSONResponse:
         return err.response()
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:  # 404, 405: same error object
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
+        return APIError(err.status_code, str(err.detail), code=code).response()
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {"msg": "invalid request", "loc": ()}
@@ -143,6 +149,10 @@ def create_app(
     @app.middleware("http")
     async def _size_limit(request: Request, call_next: Any) -> Any:
         size = request.headers.get("content-length")
+        if request.method == "POST" and size is not None and not size.isdigit():
+            return APIError(
+                400, f"Content-Length {size[:20]!r} is not a byte count", code="bad_content_length"
+            ).response()
         if request.method == "POST" and size is not None and int(size) > limits.max_request_bytes:
             return APIError(
                 413, f"request body over {limits.max_request_bytes} bytes", code="request_too_large"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatedrag.lm.base import LanguageModel
+from gatedrag.lm.base import LanguageModel, score_checked
 from gatedrag.prompts import numbered_passages
 from gatedrag.types import Passage, TokenStep
 
@@ -81,7 +81,7 @@ def verify_answers(
     if not checks:
         return []
     prompts = [verify_prompt(c, max_passage_words=max_passage_words) for c in checks]
-    scored = lm.score(prompts, [" Yes"] * len(checks))
+    scored = score_checked(lm, prompts, [" Yes"] * len(checks))
     return [p_true_of(steps[0]) for steps in scored]
 
 

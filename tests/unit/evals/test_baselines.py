@@ -167,6 +167,8 @@ def test_every_method_has_a_documented_source_and_unknown_names_fail():
 
 # -- control flow on the tiny random model -------------------------------------------------------
 class Recorder:
+    name = "recorder"
+
     def __init__(self):
         passages = [Passage(id=str(i), title=f"T{i}", text=f"alpha word{i} beta") for i in range(6)]
         self.inner = BM25Retriever.build(passages)
