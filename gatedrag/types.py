@@ -195,6 +195,10 @@ class SignalValue(_Model):
     """Why the value is missing or partial (e.g. the model exposes no attention)."""
     info: str | None = None
     """What the value is about, in words (e.g. the entities looked up, the unsupported claims)."""
+    queries: list[str] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """What this signal would retrieve with if it acts (QuCo's unsupported claims, one query
+    each); empty (and left out of the JSON): the sentence's masked text. Carried in the value, so
+    rows that write the same sentence never share state."""
 
 
 class Reason(_Model):

@@ -152,7 +152,6 @@ class CooccurrenceSignal(SignalBase):
         self.tau_cooc, self.window, self.max_clause_freq = tau_cooc, window, max_clause_freq
         self.query, self.pool, self.act = query, pool, act
         self.threshold = 0.5  # one unsupported claim is enough (QuCo uses the minimum over claims)
-        self._unsupported: dict[str, list[Triple]] = {}
 
     def check_text(self, sentence: str) -> SignalValue:
         """The signal on a sentence given as text."""
@@ -189,9 +188,6 @@ class CooccurrenceSignal(SignalBase):
                     unsupported.append(t)
         except Exception as err:
             return _failure(self.name, self.threshold, "corpus backend", err)
-        if len(self._unsupported) > 512:  # claims of sentences that were accepted are never asked for
-            self._unsupported.pop(next(iter(self._unsupported)))
-        self._unsupported[sentence] = unsupported
         details["claims"] = float(len(triples))
         details["tau_cooc"] = float(self.tau_cooc)
         if result.window is not None:
@@ -211,25 +207,30 @@ class CooccurrenceSignal(SignalBase):
             fired=bool(unsupported),
             details=details,
             info=info,
+            queries=self._queries(unsupported),
         )
 
-    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
-        return self.check_text("".join(t.text for t in tokens).strip())
-
-    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+    def _queries(self, claims: Sequence[Triple]) -> list[str]:
         """QuCo's queries: ``head relation`` (or the full triple) of each unsupported claim, each
-        retrieved on its own and the passages pooled (``pool=False``: one joined query); the
-        sentence itself when no claim is known."""
-        sentence = "".join(t.text for t in tokens).strip()
-        claims = self._unsupported.pop(sentence, [])
+        retrieved on its own and the passages pooled (``pool=False``: one joined query); none
+        with ``query: sentence`` (the sentence itself is asked)."""
         if self.query == "sentence" or not claims:
-            return [sentence] if sentence else []
+            return []
         parts: list[str] = []
         for t in claims:
             text = f"{t.head} {t.relation}" if self.query == "head_relation" else f"{t.head} {t.relation} {t.tail}"
             if text not in parts:
                 parts.append(text)
         return parts if self.pool else [" ".join(parts)]
+
+    def evaluate(self, tokens: Sequence[TokenStep], context: SentenceContext | None = None) -> SignalValue:
+        return self.check_text("".join(t.text for t in tokens).strip())
+
+    def formulate_queries(self, tokens: Sequence[TokenStep], value: SignalValue, context: SentenceContext) -> list[str]:
+        """The queries ``value`` carries (its unsupported claims'); the sentence itself when it
+        carries none."""
+        sentence = "".join(t.text for t in tokens).strip()
+        return list(value.queries) or ([sentence] if sentence else [])
 
 
 __all__ = ["FREQ_FLOOR", "CooccurrenceSignal", "EntityFrequencySignal", "rarity"]

@@ -257,3 +257,24 @@ def test_one_failing_query_of_a_pooled_retrieval_degrades_only_that_query(tiny_l
     (step,) = [s for s in answer.steps if s.kind == "retrieval"]
     assert [p.id for p in step.passages] == ["a"] and "1 of 2 queries failed" in step.error
     assert answer.degraded and answer.counts.retrievals == 1
+
+
+def test_rows_writing_the_same_sentence_each_retrieve_with_its_claims(tiny_lm):
+    class EveryClaimUnsupported(FakeExtractor):
+        def triples(self, sentences):
+            return [[Triple(head="Ed Wood", relation="directed by", tail="X")] for _ in sentences]
+
+    retriever = RecordingRetriever([Passage(id="a", title="Ed Wood", text="Ed Wood was directed by Tim Burton.")])
+    cfg = PipelineConfig(
+        gate=GateConfig(rules=[CooccurrenceRule()]),
+        decoding=DecodingConfig(max_answer_tokens=10, max_sentence_tokens=5),
+        policy=PolicyConfig(max_retrievals=1),
+    )
+    gate = Gate(cfg.gate, corpus=FakeStats({}, {}), extractor=EveryClaimUnsupported())
+    twins = GatedRAG(tiny_lm, retriever, cfg, gate=gate).batch(["Who directed Ed Wood?"] * 2)
+    assert twins[0].text == twins[1].text
+    for answer in twins:  # the same sentence in two rows: each value carries its own claim queries
+        (step,) = [s for s in answer.steps if s.kind == "retrieval"]
+        assert step.query == "Ed Wood directed by"
+        fired = next(v for s in answer.steps if s.kind == "sentence" for v in s.signals if v.name == "cooc")
+        assert fired.queries == ["Ed Wood directed by"]
