@@ -8,7 +8,7 @@ Each builder takes what the entry runs on (a scratch folder, a pipeline, a serve
 Example:
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from evals.fuzz import fuzz
+    >>> from gatedrag.evals.fuzz import fuzz
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     report = fuzz(claims_file_entry(Path(tmp)), n=30, seed=1)
     >>> report.tried, report.crashes
@@ -26,7 +26,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from evals.fuzz import (
+from gatedrag.config import PipelineConfig, load_config
+from gatedrag.evals.fuzz import (
     Crashed,
     Entry,
     Refused,
@@ -38,7 +39,6 @@ from evals.fuzz import (
     odd_text,
     passages_json,
 )
-from gatedrag.config import PipelineConfig, load_config
 
 
 def config_file_entry(tmp: Path) -> Entry:
@@ -83,7 +83,7 @@ def claims_file_entry(tmp: Path) -> Entry:
 
 def dataset_file_entry(tmp: Path) -> Entry:
     """Every dataset loader on a random JSON document (a mutated valid record or junk)."""
-    from evals.datasets import DATASETS
+    from gatedrag.evals.datasets import DATASETS
 
     record = {
         "_id": "q1",

@@ -717,6 +717,7 @@ class GatedRAG:
             decision=action.decision(),
             role=ROLES.get(row.phase),
         )
+        self._note_failed_signals(row, bundle)
         if drafting:
             row.draft.append(number)
         if action.kind in ("retrieve", "deep_search"):
@@ -855,6 +856,13 @@ class GatedRAG:
         if self._is_final(pending.sentence) or ended:
             self._finish(session, key, row, ended or "answer")
 
+    @staticmethod
+    def _note_failed_signals(row: _Row, bundle: SignalBundle) -> None:
+        """A :class:`Degraded` event for each value whose backend failed (the gate went on without it)."""
+        for v in bundle.values:
+            if v.error is not None:
+                row.emit(Degraded, what=f"signal {v.name}", error=v.error)
+
     def _check_questions(self, rows: list[_Row], intake: Intake) -> None:
         """QuCo Stage 1: the question-stage signals on every question; retrieve with the question
         for those that fire (the passages stay in the prompt from the first sentence on)."""
@@ -862,6 +870,7 @@ class GatedRAG:
         for row, bundle in zip(rows, self.gate.evaluate_questions([r.question for r in rows])):
             action = self.policy.on_question(bundle)
             row.emit(QuestionChecked, question=row.question, signals=list(bundle.values), decision=action.decision())
+            self._note_failed_signals(row, bundle)
             if action.kind == "retrieve":
                 fired = ", ".join(r.signal for r in action.reasons)
                 due.append((row, [row.question], f"question check ({fired})"))

@@ -192,7 +192,10 @@ class SignalValue(_Model):
     token_indices: list[int] = Field(default_factory=list)
     details: dict[str, float] = Field(default_factory=dict)
     note: str | None = None
-    """Why the value is missing or partial (e.g. the model exposes no attention)."""
+    """Why the value is missing or partial by design (e.g. the model exposes no attention)."""
+    error: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The backend behind the value failed (its error): the value is missing and the answer is
+    degraded (a :class:`~gatedrag.events.Degraded` event says so); left out of the JSON when none."""
     info: str | None = None
     """What the value is about, in words (e.g. the entities looked up, the unsupported claims)."""
     queries: list[str] = Field(default_factory=list, exclude_if=lambda v: not v)

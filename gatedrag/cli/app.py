@@ -17,7 +17,7 @@ from rich.table import Table
 
 from gatedrag.cli.chat import run_chat
 from gatedrag.cli.check import run_check
-from gatedrag.cli.common import console, err_console, load_pipeline, status_progress
+from gatedrag.cli.common import console, err_console, load_pipeline, status_progress, warn_if_exposed
 from gatedrag.cli.common import quiet_libraries as _quiet_libraries
 from gatedrag.cli.common import user_errors as _user_errors
 from gatedrag.cli.corpus import build_corpus_index, build_dense_index, corpus_app
@@ -114,6 +114,7 @@ def serve(
             lm = build_model(mc, progress=status_progress(status))
         limits = ServeLimits(max_batch=max_batch, max_tokens=max_tokens)
         app_ = create_app(lm, model_name=mc.name, limits=limits)
+    warn_if_exposed(host, "gatedrag serve")
     err_console.print(f"Serving {mc.name} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 

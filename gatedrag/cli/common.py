@@ -33,6 +33,18 @@ def quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def warn_if_exposed(host: str, what: str) -> None:
+    """Say so on stderr when a server is bound beyond this machine (it has no authentication)."""
+    if host not in LOOPBACK:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {what} is bound to {host}: anyone who can reach this address can use it "
+            "(there is no authentication); bind 127.0.0.1 and put a proxy with access control in front to share it"
+        )
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Print a gatedrag error without a traceback and exit with status 1."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gatedrag.cli.common import console, err_console, user_errors
+from gatedrag.cli.common import console, err_console, user_errors, warn_if_exposed
 
 corpus_app = typer.Typer(no_args_is_help=True, help="Corpus statistics: serve and query Infini-gram indexes.")
 
@@ -99,6 +99,7 @@ def serve(
             from gatedrag.errors import CorpusBackendError
 
             raise CorpusBackendError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    warn_if_exposed(host, "the corpus server")
     info = server.handler.info()
     console.print(
         f"Serving index [bold]{info['index']}[/bold] ({info['documents']:,} passages, {info['tokens']:,} tokens, "

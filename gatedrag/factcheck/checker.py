@@ -121,7 +121,13 @@ def verdict_features(
         f["evidence_overlap"] = overlap
     if corpus:
         f["corpus_fired"] = float(any(v.fired for v in corpus))
-        f.update({f"corpus:{v.name}": v.value for v in corpus if v.note is None and v.name in CORPUS_SIGNALS})
+        f.update(
+            {
+                f"corpus:{v.name}": v.value
+                for v in corpus
+                if v.note is None and v.error is None and v.name in CORPUS_SIGNALS
+            }
+        )
     f.update({f"route:{r}": float(r == route) for r in ROUTES})
     f.update({f"label:{lab}": float(lab == label) for lab in LABELS})
     return f
@@ -299,8 +305,8 @@ class FactChecker:
             row.llm_calls += 1 + 2 * cfg.rationales + 2 * len(gamma.supporting) * len(gamma.refuting)
             row.emit(ClaimAssessed, certainty=tau, consistency=gamma, corpus=values)
             for v in values:
-                if v.note is not None:  # the value is missing or partial: the check went on without it
-                    row.emit(Degraded, what="corpus", error=f"{v.name}: {v.note}")
+                if v.error is not None:  # its backend failed: the check went on without it
+                    row.emit(Degraded, what="corpus", error=f"{v.name}: {v.error}")
 
     def _corpus_signal(self, claims: list[str]) -> list[list[SignalValue]]:
         """Each claim's corpus signal values (none without the component; a failure: traced values
@@ -310,8 +316,8 @@ class FactChecker:
         try:
             return self.corpus.evaluate(claims)
         except Exception as err:
-            note = f"corpus signal unavailable: {type(err).__name__}: {err}"
-            return [[SignalValue(name="corpus", value=0.0, note=note)] for _ in claims]
+            error = f"corpus signal unavailable: {type(err).__name__}: {err}"
+            return [[SignalValue(name="corpus", value=0.0, error=error)] for _ in claims]
 
     def _conclude(self, rows: list[_Row], cfg: FactCheckConfig) -> None:
         """Route every assessed row, search for those routed to a search, give every verdict."""

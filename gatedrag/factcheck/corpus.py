@@ -10,8 +10,8 @@ corpus, and do its heads and tails co-occur there? QuCo-RAG's two statistics
 A claim whose signal fires is one the model is likely to misjudge from memory (QuCo: rare entities,
 unsupported relations), and one the corpus may not settle either; with ``routing.corpus_doubt`` it
 counts as uncertain (:mod:`~gatedrag.factcheck.routing`), and the values are features of the
-verdict's calibration either way. A failing backend or extractor gives values with a ``note`` that
-do not fire (the other signals decide).
+verdict's calibration either way. A failing backend or extractor gives values with an ``error``
+that do not fire (the other signals decide; the verdict is marked degraded).
 
 Example (with a corpus-statistics index and an extractor, as the gate's corpus rules use)::
 

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gatedrag.config import GateConfig
@@ -66,14 +66,17 @@ class Gate:
         values = [
             SignalValue(name=s.name, value=0.0, note=NO_LOGPROBS)
             if blind and "logprobs" in s.needs
-            else s.evaluate(tokens, context)
+            else _safely(s.name, lambda s=s: s.evaluate(tokens, context))
             for s in self.signals
         ]
         return self._bundle(self.signals, values)
 
     def evaluate_questions(self, questions: Sequence[str]) -> list[SignalBundle]:
         """The question-stage signals (QuCo Stage 1) on each question (empty bundles when none is configured)."""
-        per_signal = [s.evaluate_questions(questions) for s in self.question_signals]
+        per_signal = [
+            _safely_each(s.name, len(questions), lambda s=s: s.evaluate_questions(questions))
+            for s in self.question_signals
+        ]
         return [self._bundle(self.question_signals, [vals[i] for vals in per_signal]) for i in range(len(questions))]
 
     def queries(
@@ -118,6 +121,29 @@ class Gate:
                 if s.name == reason.signal:
                     return s.query_mask(tokens)
         return set()
+
+
+def _safely(name: str, evaluate: Callable[[], SignalValue]) -> SignalValue:
+    """A signal's value, or one carrying its error if computing it raised (the gate goes on
+    without it; the pipeline marks the answer degraded)."""
+    try:
+        value = evaluate()
+    except Exception as err:
+        return SignalValue(name=name, value=0.0, error=f"the signal failed: {type(err).__name__}: {err}")
+    if not isinstance(value, SignalValue):
+        return SignalValue(name=name, value=0.0, error=f"the signal returned {type(value).__name__}, not a value")
+    return value
+
+
+def _safely_each(name: str, n: int, evaluate: Callable[[], list[SignalValue]]) -> list[SignalValue]:
+    """One value per question from a question-stage signal, as :func:`_safely` does for one."""
+    try:
+        values = evaluate()
+    except Exception as err:
+        return [SignalValue(name=name, value=0.0, error=f"the signal failed: {type(err).__name__}: {err}")] * n
+    if not isinstance(values, list) or len(values) != n:
+        return [SignalValue(name=name, value=0.0, error=f"the signal returned no value for each of {n} questions")] * n
+    return [_safely(name, lambda v=v: v) for v in values]
 
 
 __all__ = ["NO_LOGPROBS", "Gate"]

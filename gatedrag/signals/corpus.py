@@ -52,7 +52,7 @@ def rarity(frequency: float) -> float:
 
 def _failure(name: str, threshold: float, what: str, err: BaseException) -> SignalValue:
     return SignalValue(
-        name=name, value=0.0, threshold=threshold, fired=False, note=f"{what} failed: {type(err).__name__}: {err}"
+        name=name, value=0.0, threshold=threshold, fired=False, error=f"{what} failed: {type(err).__name__}: {err}"
     )
 
 

@@ -86,7 +86,7 @@ def test_entity_frequency_sign_and_units():
 def test_entity_frequency_degrades_without_or_with_a_failing_backend():
     ex = FakeExtractor({"q": ["Ed Wood"]})
     (v,) = EntityFrequencySignal(BrokenStats(), ex).evaluate_questions(["q"])
-    assert not v.fired and "index server unreachable" in v.note
+    assert not v.fired and "index server unreachable" in v.error
     (v,) = EntityFrequencySignal(None, ex).evaluate_questions(["q"])
     assert not v.fired and "no corpus statistics backend" in v.note
 
@@ -122,7 +122,7 @@ def test_cooccurrence_counts_unsupported_claims_and_builds_quco_queries():
     none = signal.check_text("So the answer is Tim Burton.")
     assert not none.fired and none.info == "no claim to check"
     broken = CooccurrenceSignal(BrokenStats(), ex).check_text(sentence)
-    assert not broken.fired and "corpus backend failed" in broken.note
+    assert not broken.fired and "corpus backend failed" in broken.error
 
 
 def test_gate_runs_question_signals_apart_from_sentence_signals():
@@ -160,7 +160,7 @@ def test_pipeline_traces_the_question_check_and_retrieves_first(tiny_lm):
     broken = GatedRAG(tiny_lm, _retriever(), cfg, gate=Gate(cfg.gate, corpus=BrokenStats(), extractor=ex))
     answer = broken.ask("Who directed Ed Wood?")
     assert answer.steps[0].kind == "question" and answer.steps[0].decision.action == "accept"
-    assert "index server unreachable" in answer.steps[0].signals[0].note
+    assert "index server unreachable" in answer.steps[0].signals[0].error and answer.degraded
     assert answer.counts.retrievals == 0  # degraded to the other (here: no) signals, not crashed
 
 

@@ -267,7 +267,7 @@ def test_a_failing_corpus_signal_is_traced_and_decides_nothing():
         update={"corpus_signal": True, "routing": RoutingConfig(alpha=0.4, beta=0.5, corpus_doubt=True)}
     )
     v = FactChecker(lm(), EchoRetriever(), config, corpus=Rare({"Alpha"}, fail=True)).check("Alpha is so.")
-    assert v.route == "direct" and "unavailable: TimeoutError" in (v.events[0].corpus[0].note or "")
+    assert v.route == "direct" and "unavailable: TimeoutError" in (v.events[0].corpus[0].error or "")
     assert v.degraded and v.events[1].type == "degraded" and "TimeoutError" in v.events[1].error
     assert v.events[-1].features["corpus_fired"] == 0.0 and "corpus:entity_freq" not in v.events[-1].features
 

@@ -35,7 +35,7 @@ def test_a_corpus_with_no_indexable_word_is_a_corpus_error():
 
 
 def test_dataset_records_of_the_wrong_types_are_dataset_errors(tmp_path):
-    from evals.datasets import load_hotpotqa, load_pubmedqa
+    from gatedrag.evals.datasets import load_hotpotqa, load_pubmedqa
 
     (tmp_path / "h.json").write_text(json.dumps([{"_id": "1", "question": [None], "answer": "x", "context": []}]))
     with pytest.raises(DatasetError, match="wrong type"):

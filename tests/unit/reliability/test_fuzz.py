@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from evals import fuzz_entries as entries
-from evals.fuzz import fuzz
 from gatedrag.config import PipelineConfig
+from gatedrag.evals import fuzz_entries as entries
+from gatedrag.evals.fuzz import fuzz
 from gatedrag.pipeline import GatedRAG
 
 N = 120

@@ -1,0 +1,428 @@
+"""The reliability campaign (issue 21): fuzzing, injected backend faults, concurrency.
+
+    python benchmarks/bench_reliability.py fuzz [--n 10000]        # every public entry
+    python benchmarks/bench_reliability.py faults [--questions 12]   # every backend x fault kind
+    python benchmarks/bench_reliability.py concurrency               # threads, chat sessions, servers
+
+Each writes ``benchmarks/results/reliability/<name>.json`` and prints a table. The model is a
+2-layer random Qwen2 with the default model's real tokenizer (``--model tiny``: what is measured is
+the pipeline around the model, and every input reaches a real tokenizer) or a packaged model by
+name (``--model gemma-3-270m``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import common  # noqa: F401  (offline environment)
+import typer
+
+RESULTS = Path(__file__).resolve().parent / "results" / "reliability"
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+def load_model(name: str) -> Any:
+    """``tiny``: a random 2-layer Qwen2 on the default model's tokenizer; else a packaged model."""
+    import torch
+
+    from gatedrag.config import DEFAULT_MODEL, ModelConfig
+    from gatedrag.lm.hf import HFLanguageModel
+
+    torch.set_num_threads(1)
+    if name != "tiny":
+        return HFLanguageModel.load(ModelConfig(name=name, top_k=5))
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from gatedrag.lm.hf import convert_gguf, resolve_dtype
+    from gatedrag.lm.packaged import PACKAGED_MODELS, ensure_converted
+
+    cfg = ModelConfig(name=DEFAULT_MODEL)
+    dtype = resolve_dtype(cfg)
+    folder = ensure_converted(PACKAGED_MODELS[DEFAULT_MODEL], dtype, lambda gguf, out: convert_gguf(gguf, out, dtype))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return HFLanguageModel(Qwen2ForCausalLM(config), tokenizer, name="tiny-qwen2-real-tokenizer", top_k=5)
+
+
+def hotpot_retriever() -> Any:
+    """BM25 over the HotpotQA corpus (its index is cached after the first build)."""
+    from common import DATA
+
+    from gatedrag.config import RetrievalConfig
+    from gatedrag.retrieval.factory import build_retriever
+
+    return build_retriever(RetrievalConfig(corpus=DATA / "hotpotqa" / "corpus.jsonl"))
+
+
+def hotpot_questions(n: int) -> list[str]:
+    """HotpotQA dev questions 101 to 100 + n (spare ones: the first 100 are the evaluation's)."""
+    from common import DATA
+
+    from gatedrag.evals.datasets import load_dataset
+
+    return [e.question for e in load_dataset("hotpotqa", DATA, limit=100 + n)[100:]]
+
+
+def demo_retriever() -> Any:
+    from gatedrag.retrieval.bm25 import BM25Retriever
+    from gatedrag.retrieval.corpus import demo_corpus_path, load_corpus
+
+    return BM25Retriever.build(load_corpus(demo_corpus_path()))
+
+
+def write(name: str, result: dict[str, Any]) -> None:
+    from common import machine
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **result}, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def corpus_server() -> Iterator[tuple[str, int]]:
+    """``gatedrag corpus serve`` on the demo corpus's Infini-gram index, on a free port."""
+    from gatedrag.corpus.build import build_index
+    from gatedrag.corpus.server import make_server
+    from gatedrag.retrieval.corpus import demo_corpus_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(demo_corpus_path(), Path(tmp) / "demo", tokenizer="gpt2")
+        server = make_server(Path(tmp) / "demo", port=0)
+        server.start_background()
+        try:
+            yield server.server_address[:2]
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+# -- fuzz ---------------------------------------------------------------------------------------
+ENTRIES = ["config", "corpus", "claims", "dataset", "api", "openai-server", "corpus-server", "cli"]
+
+
+@app.command()
+def fuzz(
+    n: Annotated[int, typer.Option(help="Inputs tried per entry.")] = 10_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    entries: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(ENTRIES))] = ",".join(ENTRIES),
+    model: Annotated[str, typer.Option(help="tiny, or a packaged model name")] = "tiny",
+) -> None:
+    """Feed every public entry N generated inputs; count answers, typed refusals and crashes."""
+    from fastapi.testclient import TestClient
+    from rich.console import Console
+    from rich.table import Table
+
+    import gatedrag.factory
+    from gatedrag.config import PipelineConfig
+    from gatedrag.evals import fuzz_entries as E
+    from gatedrag.evals.fuzz import fuzz as run_fuzz
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.serve.app import ServeLimits, create_app
+
+    chosen = entries.split(",")
+    unknown = set(chosen) - set(ENTRIES)
+    if unknown:
+        raise typer.BadParameter(f"unknown entries {sorted(unknown)}")
+    lm = load_model(model) if {"api", "openai-server", "cli"} & set(chosen) else None
+    reports = []
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        for name in chosen:
+            print(f"fuzzing {name} ({n} inputs)", flush=True)
+            if name in ("config", "corpus", "claims", "dataset"):
+                build = {"config": E.config_file_entry, "corpus": E.corpus_file_entry}.get(name) or {
+                    "claims": E.claims_file_entry,
+                    "dataset": E.dataset_file_entry,
+                }[name]
+                reports.append(run_fuzz(build(tmp), n=n, seed=seed))
+            elif name == "api":
+                cfg = PipelineConfig.model_validate({"decoding": {"max_answer_tokens": 16, "batch_size": 4}})
+                reports.append(run_fuzz(E.api_entry(GatedRAG(lm, demo_retriever(), cfg)), n=n, seed=seed))
+            elif name == "openai-server":
+                limits = ServeLimits(max_tokens=16, max_request_bytes=20_000)
+                with TestClient(create_app(lm, model_name="m", limits=limits), raise_server_exceptions=False) as c:
+                    reports.append(run_fuzz(E.serve_entry(c, "m"), n=n, seed=seed))
+            elif name == "corpus-server":
+                with corpus_server() as address:
+                    reports.append(run_fuzz(E.corpus_server_entry(address), n=n, seed=seed))
+            else:
+                original = gatedrag.factory.build_model
+                gatedrag.factory.build_model = lambda *a, **k: lm  # no real model loads in the CLI's commands
+                try:
+                    reports.append(run_fuzz(E.cli_entry(tmp), n=n, seed=seed))
+                finally:
+                    gatedrag.factory.build_model = original
+            print(reports[-1].model_dump_json(), flush=True)
+    table = Table("entry", "tried", "answered", "refused (typed)", "crashes", "s")
+    for r in reports:
+        refused = ", ".join(f"{k} {v}" for k, v in r.refused.items())
+        table.add_row(r.entry, str(r.tried), str(r.ok), refused, str(r.crashes), f"{r.seconds:.0f}")
+    Console(width=160).print(table)
+    write("fuzz", {"n": n, "seed": seed, "model": model, "entries": [r.model_dump() for r in reports]})
+
+
+# -- faults -------------------------------------------------------------------------------------
+QUESTIONS = [
+    "Who directed Ed Wood?",
+    "Where was Scott Derrickson born?",
+    "What is the capital of France?",
+    "Which film did Tim Burton direct in 1994?",
+    "Who wrote Hamlet?",
+    "When was the Eiffel Tower built?",
+]
+
+
+def _run_case(ask: Callable[[str], Any], questions: list[str], deadline_s: float) -> dict[str, Any]:
+    """Answer ``questions`` one by one with ``ask``; count outcomes and time each."""
+    out: Counter[str] = Counter()
+    walls, causes = [], Counter()
+    for q in questions:
+        start = time.monotonic()
+        try:
+            answer = ask(q)
+            out["completed"] += 1
+            if answer.degraded:
+                out["degraded"] += 1
+                for s in answer.steps:
+                    if s.error:
+                        causes[s.error.split(":")[0][:60]] += 1
+        except Exception as err:
+            out[f"raised {type(err).__name__}"] += 1
+        wall = time.monotonic() - start
+        walls.append(wall)
+        if wall > deadline_s + 2.0:
+            out["over deadline"] += 1
+    return {"outcomes": dict(out), "max_wall_s": round(max(walls), 2), "causes": dict(causes.most_common(3))}
+
+
+@app.command()
+def faults(
+    questions: Annotated[int, typer.Option(help="Questions per backend and fault kind.")] = 12,
+    deadline: Annotated[float, typer.Option(help="Each answer's deadline (s).")] = 8.0,
+    timeout: Annotated[float, typer.Option(help="backends.timeout_s")] = 1.0,
+    model: Annotated[str, typer.Option(help="tiny, or a packaged model name")] = "tiny",
+) -> None:
+    """Every backend x fault kind, on HotpotQA questions and corpus: with every second call
+    failing (a retry can help) and with every call failing (the backend is down); every answer
+    must finish by its deadline."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gatedrag.config import PipelineConfig
+    from gatedrag.corpus.client import InfiniGramClient
+    from gatedrag.corpus.guard import GuardedCorpusStats
+    from gatedrag.evals.faults import FAULT_KINDS, Faults, FaultyCorpusStats, FaultyLM, FaultyReranker, FaultyRetriever
+    from gatedrag.gate import Gate
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.retrieval.embed import MiniLMEmbedder
+    from gatedrag.retrieval.rerank import EmbeddingReranker
+
+    class Extractor:  # claims from capitalised words: the spaCy extractor's job, without its load time
+        def entities(self, texts: list[str]) -> list[list[str]]:
+            return [[w.strip("?.,") for w in t.split() if w[:1].isupper()][:2] for t in texts]
+
+        def triples(self, texts: list[str]) -> list[list[Any]]:
+            from gatedrag.types import Triple
+
+            out = []
+            for t in texts:
+                ents = self.entities([t])[0]
+                out.append([Triple(head=ents[0], relation="is", tail=ents[1])] if len(ents) >= 2 else [])
+            return out
+
+    lm = load_model(model)
+    retriever = hotpot_retriever()
+    asked = hotpot_questions(questions)
+    base = {
+        "decoding": {"max_answer_tokens": 32, "batch_size": 4},
+        "gate": {"rules": [{"signal": "token_rag", "threshold": 0.1}]},
+        "backends": {"timeout_s": timeout, "retries": 1, "backoff_s": 0.05},
+        "policy": {"max_retrievals": 3},
+    }
+    rows = []
+    with corpus_server() as address:
+        stats_inner = InfiniGramClient(f"http://{address[0]}:{address[1]}/", index="demo", timeout=timeout, retries=1)
+        reranker_inner = EmbeddingReranker(MiniLMEmbedder())
+        for backend in ["retriever", "corpus statistics", "re-ranker", "model"]:
+            for kind, every in [(k, e) for k in FAULT_KINDS for e in (2, 1)]:
+                if backend == "model" and kind == "hang":
+                    continue  # an in-process model cannot be interrupted: see the HTTP backend's timeout tests
+                if kind == "slow" and every == 1:
+                    continue  # slow within the limit is not a failure: once is enough
+                plan = Faults(kind=kind, every=every, slow_s=timeout / 4)
+                cfg_data = json.loads(json.dumps(base))
+                parts: dict[str, Any] = {"lm": lm, "retriever": retriever}
+                if backend == "retriever":
+                    parts["retriever"] = FaultyRetriever(retriever, plan)
+                elif backend == "model":
+                    parts["lm"] = FaultyLM(lm, plan)
+                    cfg_data["policy"]["select"] = {"verify": True}
+                elif backend == "re-ranker":
+                    cfg_data["policy"]["deep_search"] = {"rounds": 2, "rerank": "dense"}
+                    cfg_data["policy"]["max_retrievals"] = 6
+                    parts["reranker"] = FaultyReranker(reranker_inner, plan)
+                cfg = PipelineConfig.model_validate(cfg_data)
+                gate = None
+                if backend == "corpus statistics":
+                    cfg = PipelineConfig.model_validate(
+                        {**cfg_data, "gate": {"rules": [{"signal": "entity_freq"}, {"signal": "cooc"}]}}
+                    )
+                    stats = GuardedCorpusStats(FaultyCorpusStats(stats_inner, plan), cfg.backends)
+                    gate = Gate(cfg.gate, corpus=stats, extractor=Extractor())
+                rag = GatedRAG(parts["lm"], parts["retriever"], cfg, gate=gate, reranker=parts.get("reranker"))
+                start = time.monotonic()
+                case = _run_case(functools.partial(rag.ask, deadline_s=deadline), asked, deadline)
+                plan.release()
+                rows.append(
+                    {
+                        "backend": backend,
+                        "fault": kind,
+                        "failing": "every call" if every == 1 else f"every {every}nd call",
+                        "calls": plan.calls,
+                        "injected": plan.injected,
+                        **case,
+                        "seconds": round(time.monotonic() - start, 1),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+    table = Table("backend", "fault", "failing", "calls", "injected", "outcomes", "max wall s")
+    for r in rows:
+        outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
+        table.add_row(
+            r["backend"], r["fault"], r["failing"], str(r["calls"]), str(r["injected"]), outcomes, str(r["max_wall_s"])
+        )
+    Console(width=160).print(table)
+    write("faults", {"questions": questions, "deadline_s": deadline, "timeout_s": timeout, "model": model,
+                     "cases": rows})  # fmt: skip
+
+
+# -- concurrency --------------------------------------------------------------------------------
+def _signature(answer: Any) -> tuple[Any, ...]:
+    return (answer.text, answer.counts.retrievals, tuple(s.query for s in answer.steps if s.kind == "retrieval"))
+
+
+@app.command()
+def concurrency(
+    threads: Annotated[int, typer.Option()] = 8,
+    per_thread: Annotated[int, typer.Option(help="Questions each thread asks.")] = 50,
+    clients: Annotated[int, typer.Option(help="Concurrent clients on each server.")] = 32,
+    model: Annotated[str, typer.Option(help="tiny, or a packaged model name")] = "tiny",
+) -> None:
+    """The same answers from THREADS threads through one pipeline (and chat sessions, and server
+    clients) as from serial use."""
+    import http.client
+
+    from fastapi.testclient import TestClient
+
+    from gatedrag.chat import ChatSession
+    from gatedrag.config import PipelineConfig
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.scheduler import Scheduler
+    from gatedrag.serve.app import ServeLimits, create_app
+
+    lm = load_model(model)
+    cfg = PipelineConfig.model_validate(
+        {"decoding": {"max_answer_tokens": 24, "batch_size": 1}, "gate": {"rules": [{"signal": "token_rag"}]}}
+    )
+    rag = GatedRAG(lm, demo_retriever(), cfg)
+    asked = [f"{QUESTIONS[i % len(QUESTIONS)]} ({i})" for i in range(threads * per_thread)]
+    result: dict[str, Any] = {"model": model, "threads": threads, "per_thread": per_thread}
+
+    start = time.monotonic()
+    serial = {q: _signature(rag.ask(q)) for q in asked}
+    result["serial_s"] = round(time.monotonic() - start, 1)
+
+    def worker(i: int) -> dict[str, tuple[Any, ...]]:
+        return {q: _signature(rag.ask(q)) for q in asked[i * per_thread : (i + 1) * per_thread]}
+
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        together = {k: v for part in pool.map(worker, range(threads)) for k, v in part.items()}
+    result["threads_s"] = round(time.monotonic() - start, 1)
+    result["threads_same"] = sum(serial[q] == together[q] for q in asked)
+    result["threads_total"] = len(asked)
+    print(json.dumps(result), flush=True)
+
+    # chat sessions sharing one scheduler: each session's two turns answer as a session alone does
+    chat_cfg = cfg.model_copy(update={"decoding": cfg.decoding.model_copy(update={"batch_size": 8})})
+    chat_rag = GatedRAG(lm, demo_retriever(), chat_cfg)
+    turns = [("Who directed Ed Wood?", "Where was he born?"), ("What is the capital of France?", "How big is it?")]
+
+    def conversation(answerer: Any, pair: tuple[str, str]) -> tuple[str, str]:
+        session = ChatSession(answerer)
+        try:
+            return session.send(pair[0]).answer.text, session.send(pair[1]).answer.text
+        finally:
+            session.close()
+
+    alone = [conversation(chat_rag, pair) for pair in turns * 4]
+    with Scheduler(chat_rag, max_pending=64) as scheduler:
+
+        def talk(pair: tuple[str, str]) -> tuple[str, str]:
+            return conversation(scheduler, pair)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            shared = list(pool.map(talk, turns * 4))
+    result["chat_sessions"] = len(shared)
+    result["chat_same"] = sum(a == b for a, b in zip(alone, shared))
+    print(json.dumps(result), flush=True)
+
+    # the OpenAI-compatible server: CLIENTS concurrent requests, each as answered alone
+    app_ = create_app(lm, model_name="m", limits=ServeLimits(max_tokens=16, max_batch=8))
+    prompts = [f"Q: {QUESTIONS[i % len(QUESTIONS)]} ({i})\nA:" for i in range(clients)]
+    with TestClient(app_) as client:
+
+        def complete(p: str) -> str:
+            r = client.post("/v1/completions", json={"model": "m", "prompt": p, "max_tokens": 12})
+            return r.json()["choices"][0]["text"]
+
+        solo = [complete(p) for p in prompts]
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            crowd = list(pool.map(complete, prompts))
+    result["openai_server_clients"] = clients
+    result["openai_server_same"] = sum(a == b for a, b in zip(solo, crowd))
+
+    # the corpus server: CLIENTS concurrent count queries, each as answered alone
+    with corpus_server() as address:
+
+        def count(term: str) -> Any:
+            conn = http.client.HTTPConnection(*address, timeout=30)
+            body = json.dumps({"query_type": "count", "query": term, "index": "demo"})
+            conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
+            found = json.loads(conn.getresponse().read())
+            conn.close()
+            return found.get("count")
+
+        terms = [w for q in QUESTIONS for w in q.rstrip("?").split()][:clients]
+        solo_counts = [count(t) for t in terms]
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            crowd_counts = list(pool.map(count, terms))
+    result["corpus_server_clients"] = len(terms)
+    result["corpus_server_same"] = sum(a == b for a, b in zip(solo_counts, crowd_counts))
+    print(json.dumps(result, indent=1))
+    write("concurrency", result)
+
+
+if __name__ == "__main__":
+    app()
