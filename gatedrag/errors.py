@@ -105,6 +105,11 @@ class DeadlineExceeded(SchedulerError):
     """The turn's deadline passed while it was still waiting for a row (nothing was written)."""
 
 
+class StorageError(GatedRAGError):
+    """A file that could not be written (the disk is full, a quota, permissions); what was written
+    before it is kept intact."""
+
+
 class RunInUse(GatedRAGError):
     """Another process is writing the same run directory or records file (it holds its lock)."""
 
@@ -132,6 +137,7 @@ __all__ = [
     "SchedulerClosed",
     "SchedulerError",
     "SessionClosed",
+    "StorageError",
     "TokenizerMismatchError",
     "TurnCancelled",
 ]

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from gatedrag.errors import ConfigError, RunInUse
+from gatedrag.errors import ConfigError, RunInUse, StorageError
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -55,19 +56,38 @@ def read_jsonl(path: Path, model: type[R], *, repair: bool = False) -> list[R]:
 
 
 class JsonlWriter:
-    """Appends records durably: each line is flushed and fsynced before the next."""
+    """Appends records durably: each line is written whole and fsynced before the next. A line
+    that cannot be written (a full disk) is cut off again and :class:`StorageError` raised: the
+    file keeps exactly the records written before it."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = path.open("a", encoding="utf-8")
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StorageError(f"cannot open {path} for writing: {err.strerror or err}") from None
 
     def write(self, record: BaseModel) -> None:
-        self._f.write(record.model_dump_json() + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        if self._fd is None:
+            raise StorageError(f"{self.path} is closed")
+        data = memoryview((record.model_dump_json() + "\n").encode("utf-8"))
+        size = os.fstat(self._fd).st_size
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)  # no torn line left behind (shrinking needs no space)
+            raise StorageError(
+                f"cannot write to {self.path}: {err.strerror or err}; the records before this one are kept"
+            ) from None
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -162,11 +182,26 @@ def fingerprint_file(run_file: Path, current: dict[str, Any], *, added_defaults:
         except (ValueError, OSError) as err:
             raise ConfigError(f"cannot read {run_file}: {err}: move it away to start over") from None
         return fingerprint_changes(old, current, added_defaults=added_defaults)
-    run_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, run_file)
+    write_atomic(run_file, json.dumps(current, indent=2, sort_keys=True))
     return []
 
 
-__all__ = ["JsonlWriter", "RunLock", "fingerprint_changes", "fingerprint_file", "read_jsonl"]
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling renamed into place: a reader sees
+    the old file or the new one, never part of one. A failed write (a full disk) removes the
+    temporary file, leaves ``path`` as it was and raises :class:`StorageError`."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StorageError(f"cannot write {path}: {err.strerror or err}; the previous file is kept") from None
+
+
+__all__ = ["JsonlWriter", "RunLock", "fingerprint_changes", "fingerprint_file", "read_jsonl", "write_atomic"]

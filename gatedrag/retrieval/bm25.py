@@ -25,6 +25,7 @@ from gatedrag.retrieval.store import (
     atomic_directory,
     read_manifest,
     read_passages,
+    recover_directory,
     write_manifest,
     write_passages,
 )
@@ -131,6 +132,7 @@ class BM25Retriever:
         """Load the index of ``corpus`` from ``index_dir`` (default: the cache), building it if absent or stale."""
         digest = corpus_sha256(corpus)
         directory = Path(index_dir) if index_dir else default_index_dir(digest)
+        recover_directory(directory)  # a build killed mid-swap: its previous index comes back
         if not rebuild and (directory / MANIFEST).exists():
             try:
                 return cls.load(directory, expect_sha256=digest)

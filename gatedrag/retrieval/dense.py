@@ -32,6 +32,7 @@ from gatedrag.retrieval.store import (
     atomic_directory,
     read_manifest,
     read_passages,
+    recover_directory,
     write_manifest,
     write_passages,
 )
@@ -160,6 +161,7 @@ class DenseRetriever:
         the index is absent, stale, damaged or made by another embedder."""
         digest = corpus_sha256(corpus)
         directory = Path(index_dir) if index_dir else default_dense_index_dir(digest, embedder.name)
+        recover_directory(directory)  # a build killed mid-swap: its previous index comes back
         if not rebuild and (directory / MANIFEST).exists():
             try:
                 return cls.load(directory, embedder, expect_sha256=digest, threads=threads)

@@ -30,11 +30,41 @@ MANIFEST = "gatedrag-index.json"
 PASSAGES = "passages.jsonl"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def recover_directory(final: Path) -> None:
+    """Undo what a build killed mid-swap left: ``final`` moved aside (``.old-PID``) before the new
+    index was moved in is moved back; the temporary folders of builds whose process is gone are
+    removed."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return
+    for stale in final.parent.glob(final.name + ".building-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    if not final.exists():
+        moved = sorted(final.parent.glob(final.name + ".old-*"), key=lambda p: p.stat().st_mtime)
+        if moved:
+            os.replace(moved[-1], final)
+
+
 @contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``final`` to fill; it replaces ``final`` only when the block
-    ends without error, so a killed or failed build leaves any previous index untouched."""
+    ends without error, so a killed or failed build leaves any previous index untouched (a kill
+    between the two renames of the swap is undone by :func:`recover_directory`, which every
+    reader and builder calls first)."""
     final = Path(final)
+    recover_directory(final)
     tmp = final.with_name(final.name + f".building-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -63,6 +93,7 @@ def read_manifest(directory: Path, *, backend: str, version: int, expect_sha256:
     """The manifest of the index in ``directory``; refuse one that is missing, of another backend or
     format, or (with ``expect_sha256``) built from another version of the corpus."""
     d = Path(directory)
+    recover_directory(d)
     try:
         manifest = json.loads((d / MANIFEST).read_text())
     except FileNotFoundError:
@@ -95,6 +126,7 @@ __all__ = [
     "atomic_directory",
     "read_manifest",
     "read_passages",
+    "recover_directory",
     "write_manifest",
     "write_passages",
 ]
