@@ -424,5 +424,180 @@ def concurrency(
     write("concurrency", result)
 
 
+# -- crash safety -------------------------------------------------------------------------------
+CRASH_TARGETS = ["bm25", "faiss", "infini-gram", "eval-records", "model-cache"]
+
+
+def _passages(n: int) -> list[Any]:
+    from common import DATA
+
+    from gatedrag.retrieval.corpus import load_corpus
+
+    return load_corpus(DATA / "hotpotqa" / "corpus.jsonl")[:n]
+
+
+@app.command("crash-target", hidden=True)
+def crash_target(name: str, work: Path) -> None:
+    """One uninterrupted run of a crash target in WORK (what ``crash`` starts and kills); prints
+    ``start`` once its imports are done and the work begins."""
+    print("start", flush=True)
+    if name == "bm25":
+        from gatedrag.retrieval.bm25 import BM25Retriever
+
+        BM25Retriever.build(_passages(100_000)).save(work / "index")
+    elif name == "faiss":
+        from gatedrag.retrieval.dense import DenseRetriever
+        from gatedrag.retrieval.embed import MiniLMEmbedder
+
+        DenseRetriever.build(_passages(600), MiniLMEmbedder()).save(work / "index")
+    elif name == "infini-gram":
+        from common import DATA
+
+        from gatedrag.corpus.build import build_index
+
+        build_index(DATA / "hotpotqa" / "corpus.jsonl", work / "index", tokenizer="gpt2")
+    elif name == "eval-records":
+        from gatedrag.config import PipelineConfig
+        from gatedrag.evals.datasets import Example
+        from gatedrag.evals.runner import run_method
+        from gatedrag.types import Answer
+
+        class Slow:  # a pipeline that takes a while per batch: the runner and its records are what is tested
+            config = PipelineConfig.model_validate({"decoding": {"batch_size": 2}})
+
+            def batch(self, questions: list[str], passages: Any = None) -> list[Answer]:
+                time.sleep(0.3)
+                return [Answer(question=q, text=f"So the answer is {q[-1]}.", answer=q[-1], confidence=0.5)
+                        for q in questions]  # fmt: skip
+
+        examples = [
+            Example(id=f"q{i}", dataset="fake", question=f"question {i}", answers=[str(i)[-1]]) for i in range(40)
+        ]
+        run_method(Slow(), examples, work / "records.jsonl", method="fake")
+    elif name == "model-cache":
+        from gatedrag.config import ModelConfig
+        from gatedrag.lm.hf import HFLanguageModel
+
+        HFLanguageModel.load(ModelConfig(name="gemma-3-270m", cache_dir=work / "cache"))
+    else:
+        raise typer.BadParameter(f"unknown target {name}")
+
+
+def _state(name: str, work: Path) -> str:
+    """What a reader finds in WORK after a run of ``name`` ended (or was killed): ``complete``,
+    ``absent`` (nothing usable yet: rebuilt on next use, nothing partial read) or ``BROKEN: ...``."""
+    try:
+        if name == "bm25":
+            from gatedrag.retrieval.bm25 import BM25Retriever
+
+            r = BM25Retriever.load(work / "index")
+            return "complete" if r.retrieve(["Ed Wood director"], k=3)[0] else "BROKEN: no hits"
+        if name == "faiss":
+            from gatedrag.retrieval.dense import DenseRetriever
+            from gatedrag.retrieval.embed import MiniLMEmbedder
+
+            r = DenseRetriever.load(work / "index", MiniLMEmbedder())
+            return "complete" if len(r.passages) == 600 else f"BROKEN: {len(r.passages)} passages"
+        if name == "infini-gram":
+            from gatedrag.corpus.local import LocalIndex
+
+            count = LocalIndex(work / "index").count("Ed Wood").count
+            return "complete" if count > 0 else "BROKEN: no count"
+        if name == "eval-records":
+            from gatedrag.evals.runner import read_records
+
+            ids = [r.id for r in read_records(work / "records.jsonl")]
+            if len(ids) != len(set(ids)):
+                return f"BROKEN: {len(ids) - len(set(ids))} duplicated records"
+            return "complete" if len(ids) == 40 else f"partial ({len(ids)} of 40 records, resumable)"
+        if name == "model-cache":
+            from gatedrag.config import ModelConfig
+            from gatedrag.lm.hf import resolve_dtype
+            from gatedrag.lm.packaged import PACKAGED_MODELS, _manifest_ok, converted_dir
+
+            spec = PACKAGED_MODELS["gemma-3-270m"]
+            dtype = resolve_dtype(ModelConfig(name="gemma-3-270m"))
+            folder = converted_dir(spec, dtype, work / "cache")
+            if not folder.exists():
+                return "absent"
+            return "complete" if _manifest_ok(folder, spec.sha256, dtype) else "BROKEN: a partial conversion in place"
+    except Exception as err:
+        text = f"{type(err).__name__}: {err}"
+        return (
+            "absent" if "no gatedrag index" in text or "not found" in text or "missing" in text else f"BROKEN: {text}"
+        )
+    raise typer.BadParameter(f"unknown target {name}")
+
+
+@app.command()
+def crash(
+    kills: Annotated[int, typer.Option(help="Kill points tried per target.")] = 8,
+    targets: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(CRASH_TARGETS))] = ",".join(
+        CRASH_TARGETS
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """``kill -9`` each target at KILLS random points of its run; after each, what a reader finds
+    must be the previous complete state (or nothing yet), never a partial one; a final run must
+    complete. A second process is started beside a running one to check it is refused or waits."""
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rng = random.Random(seed)
+    rows = []
+    for name in targets.split(","):
+        with tempfile.TemporaryDirectory() as scratch:
+            work = Path(scratch)
+            cmd = [sys.executable, "-W", "ignore", __file__, "crash-target", name, str(work)]
+
+            def started(cmd: list[str] = cmd) -> subprocess.Popen[str]:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                assert proc.stdout is not None
+                proc.stdout.readline()  # "start": the imports are done, the work begins
+                return proc
+
+            proc = started()
+            start = time.monotonic()
+            _, err = proc.communicate()
+            full = time.monotonic() - start  # the work alone, without the interpreter's start
+            first = subprocess.CompletedProcess(cmd, proc.returncode, "", err)
+            states: Counter[str] = Counter()
+            broken: list[str] = []
+            if first.returncode:
+                broken.append(f"the uninterrupted run failed: {first.stderr[-300:]}")
+            before = _state(name, work)
+            if name in ("eval-records", "model-cache"):  # these resume or rebuild: start from nothing
+                subprocess.run(["rm", "-rf", str(work / "records.jsonl"), str(work / "cache")], check=False)
+            for _ in range(kills):
+                proc = started()
+                time.sleep(rng.uniform(0.0, 1.0) * full)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                state = _state(name, work)
+                states[state.split(" (")[0]] += 1
+                if state.startswith("BROKEN"):
+                    broken.append(state)
+            last = subprocess.run(cmd, capture_output=True, text=True)
+            after = _state(name, work)
+            if last.returncode or after != "complete":
+                broken.append(f"the run after the kills: rc {last.returncode}, {after}: {last.stderr[-300:]}")
+            rows.append({"target": name, "full_run_s": round(full, 1), "before": before, "kills": kills,
+                         "after_kill": dict(states), "final": after, "broken": broken})  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    table = Table("target", "full run s", "kills", "states after a kill", "final", "broken")
+    for r in rows:
+        states_text = ", ".join(f"{k} {v}" for k, v in r["after_kill"].items())
+        table.add_row(
+            r["target"], str(r["full_run_s"]), str(r["kills"]), states_text, r["final"], str(len(r["broken"]))
+        )
+    Console(width=160).print(table)
+    write("crash", {"kills": kills, "seed": seed, "targets": rows})
+
+
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class HFLanguageModel:
         self.eos_ids = {int(e) for e in eos_list}
         self.pad_id = int(pad if pad is not None else min(self.eos_ids) if self.eos_ids else 0)
         self._prefixes: OrderedDict[str, tuple[list[int], KV]] = OrderedDict()
+        self._prefix_lock = threading.Lock()
         self._prefix_cache_size = prefix_cache_size
 
     def chat_template(self) -> str | None:
@@ -348,14 +350,18 @@ class HFLanguageModel:
         ]
 
     def _prefix_kv(self, text: str, ids: list[int]) -> KV:
-        hit = self._prefixes.get(text)
-        if hit is not None and hit[0] == ids:
-            self._prefixes.move_to_end(text)
-            return hit[1]
+        """The shared prefix's cache, computed once (threads sharing the model share the LRU; the
+        forward pass runs outside its lock, so two threads may compute the same prefix once each)."""
+        with self._prefix_lock:
+            hit = self._prefixes.get(text)
+            if hit is not None and hit[0] == ids:
+                self._prefixes.move_to_end(text)
+                return hit[1]
         kv = self._forward([ids], None)[0]
-        self._prefixes[text] = (ids, kv)
-        while len(self._prefixes) > self._prefix_cache_size:
-            self._prefixes.popitem(last=False)
+        with self._prefix_lock:
+            self._prefixes[text] = (ids, kv)
+            while len(self._prefixes) > self._prefix_cache_size:
+                self._prefixes.popitem(last=False)
         return kv
 
 
