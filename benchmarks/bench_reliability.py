@@ -306,6 +306,7 @@ def faults(
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
+        rows += _chat_faults(lm, retriever, asked, base, deadline, timeout)
     table = Table("backend", "fault", "failing", "calls", "injected", "outcomes", "max wall s")
     for r in rows:
         outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
@@ -315,6 +316,68 @@ def faults(
     Console(width=160).print(table)
     write("faults", {"questions": questions, "deadline_s": deadline, "timeout_s": timeout, "model": model,
                      "cases": rows})  # fmt: skip
+
+
+def _chat_faults(
+    lm: Any, retriever: Any, asked: list[str], base: dict[str, Any], deadline: float, timeout: float
+) -> list[dict[str, Any]]:
+    """Chat sessions sharing one scheduler, 4 at a time, while the retriever hangs on every call
+    or the model's rounds raise on every second one: every turn must end (an answer, degraded, or
+    a typed error for that turn alone) by its deadline."""
+    from gatedrag.chat import ChatSession
+    from gatedrag.config import PipelineConfig
+    from gatedrag.evals.faults import Faults, FaultyLM, FaultyRetriever
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.scheduler import Scheduler
+
+    rows = []
+    for what, plan in [("retriever", Faults(kind="hang")), ("model", Faults(kind="raise", every=2))]:
+        cfg = PipelineConfig.model_validate({**base, "decoding": {"max_answer_tokens": 32, "batch_size": 8}})
+        faulty_lm = FaultyLM(lm, plan) if what == "model" else lm
+        faulty_retriever = FaultyRetriever(retriever, plan) if what == "retriever" else retriever
+        rag = GatedRAG(faulty_lm, faulty_retriever, cfg)
+        out: Counter[str] = Counter()
+        walls: list[float] = []
+        start = time.monotonic()
+        with Scheduler(rag, max_pending=64) as scheduler:
+
+            def talk(pair: tuple[str, str], scheduler: Scheduler = scheduler) -> list[tuple[str, float]]:
+                session = ChatSession(scheduler, deadline_s=deadline)
+                ended = []
+                for message in pair:
+                    t = time.monotonic()
+                    try:
+                        turn = session.send(message)
+                        ended.append(("degraded" if turn.answer.degraded else "completed", time.monotonic() - t))
+                    except Exception as err:
+                        ended.append((f"raised {type(err).__name__}", time.monotonic() - t))
+                session.close()
+                return ended
+
+            pairs = [(q, "And why is that?") for q in asked]
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                for ended in pool.map(talk, pairs):
+                    for outcome, wall in ended:
+                        out[outcome] += 1
+                        walls.append(wall)
+                        if wall > deadline + 2.0:
+                            out["over deadline"] += 1
+        plan.release()
+        rows.append(
+            {
+                "backend": f"chat scheduler ({what})",
+                "fault": plan.kind,
+                "failing": "every call" if plan.every == 1 else f"every {plan.every}nd call",
+                "calls": plan.calls,
+                "injected": plan.injected,
+                "outcomes": dict(out),
+                "max_wall_s": round(max(walls), 2),
+                "causes": {},
+                "seconds": round(time.monotonic() - start, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 # -- concurrency --------------------------------------------------------------------------------
