@@ -49,3 +49,25 @@ def test_a_planted_api_key_appears_nowhere(caplog):
     }
     leaked = [where for where, text in outputs.items() if KEY in text or KEY[3:] in text]
     assert not leaked, f"the planted key appears in: {leaked}"
+
+
+def test_no_index_or_model_file_is_read_with_pickle(tmp_path, monkeypatch, tiny_lm):
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from gatedrag.retrieval.bm25 import BM25Retriever
+    from gatedrag.retrieval.corpus import demo_corpus_path, load_corpus
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle was used to read a file")
+
+    for module, name in [(pickle, "load"), (pickle, "loads"), (torch, "load")]:
+        monkeypatch.setattr(module, name, refuse)
+    real_np_load = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: real_np_load(*a, **{**k, "allow_pickle": False}))
+    BM25Retriever.build(load_corpus(demo_corpus_path())).save(tmp_path / "bm25")
+    retriever = BM25Retriever.load(tmp_path / "bm25")
+    config = PipelineConfig.model_validate({"decoding": {"max_answer_tokens": 16}})
+    assert GatedRAG(tiny_lm, retriever, config).ask("Who directed Ed Wood?").text is not None

@@ -299,3 +299,23 @@ def test_an_abandoned_row_stops_decoding_and_the_others_go_on():
     gone, kept = (f.result(timeout=10) for f in futures)
     engine.close()
     assert gone.text == "One." and kept.text.count(".") == 3 and engine.batches == [2]  # scripted tokens: no spaces
+
+
+def test_half_sent_and_slow_requests_do_not_stop_the_server(tiny_server):
+    import socket
+    from urllib.parse import urlparse
+
+    url, _ = tiny_server
+    where = urlparse(url)
+    stalled = []
+    for _ in range(4):  # clients that promise a body and send half of it, then stall
+        s = socket.create_connection((where.hostname, where.port), timeout=5)
+        s.sendall(
+            b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"mod'
+        )
+        stalled.append(s)
+    answer = client(url).completions.create(model="tiny", prompt="Q: x\nA:", max_tokens=3)
+    assert answer.choices[0].text is not None  # the others are served meanwhile
+    for s in stalled:
+        s.close()
+    assert client(url).models.list().data[0].id == "tiny"
