@@ -17,6 +17,7 @@ import contextlib
 import functools
 import json
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -307,6 +308,7 @@ def faults(
                 )
                 print(json.dumps(rows[-1]), flush=True)
         rows += _chat_faults(lm, retriever, asked, base, deadline, timeout)
+        rows += _http_model_faults(lm, retriever, asked, base, deadline, timeout)
     table = Table("backend", "fault", "failing", "calls", "injected", "outcomes", "max wall s")
     for r in rows:
         outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
@@ -316,6 +318,91 @@ def faults(
     Console(width=160).print(table)
     write("faults", {"questions": questions, "deadline_s": deadline, "timeout_s": timeout, "model": model,
                      "cases": rows})  # fmt: skip
+
+
+@contextlib.contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """``app`` on uvicorn on a free loopback port, in a thread; yields its ``/v1`` URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _faulty_asgi(app: Any, plan: Any) -> Any:
+    """``app`` with ``plan``'s faults on its completion requests: a 500, a response that never comes,
+    a 200 whose body is not a completion, a body cut in the middle."""
+    import asyncio
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("completions") or not plan.due():
+            await app(scope, receive, send)
+            return
+        if plan.kind == "hang":
+            while not plan._released.is_set():
+                await asyncio.sleep(0.05)
+        if plan.kind == "slow":
+            await asyncio.sleep(plan.slow_s)
+            await app(scope, receive, send)
+            return
+        status, body = {
+            "raise": (500, b'{"error": {"message": "injected", "type": "server_error"}}'),
+            "malformed": (200, b'{"choices": "not a list"}'),
+            "partial": (200, b'{"id": "x", "choices": [{"text": "Par'),
+        }.get(plan.kind, (500, b"{}"))
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+def _http_model_faults(
+    lm: Any, retriever: Any, asked: list[str], base: dict[str, Any], deadline: float, timeout: float
+) -> list[dict[str, Any]]:
+    """The model behind ``gatedrag serve``'s API (the openai backend, ``model.openai.timeout_s`` =
+    ``timeout``, one retry) with faults injected into the server's completion responses."""
+    from gatedrag.config import PipelineConfig
+    from gatedrag.evals.faults import FAULT_KINDS, Faults
+    from gatedrag.lm.openai_compat import load_openai_model
+    from gatedrag.pipeline import GatedRAG
+    from gatedrag.serve.app import ServeLimits, create_app
+
+    rows = []
+    served = create_app(lm, model_name="m", limits=ServeLimits(max_tokens=64))
+    for kind in FAULT_KINDS:
+        plan = Faults(kind=kind, every=2, slow_s=timeout / 4)
+        with _serving(_faulty_asgi(served, plan)) as url:
+            model = {"name": "m", "backend": "openai", "top_k": 5,
+                     "openai": {"base_url": url, "api_key": "sk-none", "timeout_s": timeout, "max_retries": 1}}  # fmt: skip
+            cfg = PipelineConfig.model_validate({**base, "model": model})
+            rag = GatedRAG(load_openai_model(cfg.model), retriever, cfg)
+            start = time.monotonic()
+            case = _run_case(functools.partial(rag.ask, deadline_s=deadline), asked, deadline)
+            plan.release()
+        rows.append(
+            {
+                "backend": "model over HTTP",
+                "fault": kind,
+                "failing": "every 2nd call",
+                "calls": plan.calls,
+                "injected": plan.injected,
+                **case,
+                "seconds": round(time.monotonic() - start, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _chat_faults(
