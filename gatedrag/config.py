@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from gatedrag.errors import ConfigError
 from gatedrag.factcheck.config import FactCheckConfig
-from gatedrag.text import has_lone_surrogate
+from gatedrag.text import holds_lone_surrogate
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
@@ -707,24 +707,13 @@ def _format_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _lone_surrogate(value: Any) -> bool:
-    """Whether a parsed document holds text with a lone surrogate (YAML's ``"\\ud800"``): not Unicode."""
-    if isinstance(value, str):
-        return has_lone_surrogate(value)
-    if isinstance(value, dict):
-        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_lone_surrogate(v) for v in value)
-    return False
-
-
 def parse_config(data: dict[str, Any] | None) -> PipelineConfig:
     """Validate a mapping into a :class:`PipelineConfig`, raising :class:`ConfigError`."""
     if data is None:
         return PipelineConfig()
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    if _lone_surrogate(data):
+    if holds_lone_surrogate(data):
         raise ConfigError("the config holds text that is not valid Unicode (a lone surrogate escape)")
     try:
         return PipelineConfig.model_validate(data)

@@ -26,6 +26,18 @@ def has_lone_surrogate(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
+def holds_lone_surrogate(value: object) -> bool:
+    """Whether a parsed document (JSON / YAML: dicts, lists, strings) holds a lone surrogate
+    anywhere, keys included."""
+    if isinstance(value, str):
+        return has_lone_surrogate(value)
+    if isinstance(value, dict):
+        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_lone_surrogate(v) for v in value)
+    return False
+
+
 def require_unicode(text: str, what: str) -> str:
     """``text``, or :class:`InputError` naming ``what`` if it holds a lone surrogate."""
     found = _SURROGATE.search(text)
@@ -34,4 +46,4 @@ def require_unicode(text: str, what: str) -> str:
     return text
 
 
-__all__ = ["has_lone_surrogate", "require_unicode"]
+__all__ = ["has_lone_surrogate", "holds_lone_surrogate", "require_unicode"]

@@ -38,6 +38,7 @@ from gatedrag.corpus.base import (
 )
 from gatedrag.corpus.local import LocalIndex
 from gatedrag.errors import GatedRAGError
+from gatedrag.text import holds_lone_surrogate
 
 QUERY_TYPES = ("count", "prob", "ntd", "infgram_prob", "infgram_ntd", "search_docs")
 
@@ -160,6 +161,8 @@ class QueryHandler:
     def _handle(self, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict):
             raise APIRequestError("the request body must be a JSON object")
+        if holds_lone_surrogate(payload):
+            raise APIRequestError("the request holds text that is not valid Unicode (a lone surrogate escape)")
         index = payload.get("index", payload.get("corpus"))
         if index is not None and index != self.name:
             raise APIRequestError(f"unknown index {index!r}; this server has {self.name!r}")

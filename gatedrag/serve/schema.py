@@ -3,9 +3,11 @@ unsupported option is refused, not ignored)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gatedrag.text import holds_lone_surrogate
 
 
 class _Request(BaseModel):
@@ -20,6 +22,13 @@ class _Request(BaseModel):
     stream: bool = False
     n: int = Field(default=1, ge=1, le=1)
     """One choice a request (several: send several requests)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode(cls, data: Any) -> Any:
+        if holds_lone_surrogate(data):
+            raise ValueError("the request holds text that is not valid Unicode (a lone surrogate escape)")
+        return data
 
     @field_validator("stop")
     @classmethod

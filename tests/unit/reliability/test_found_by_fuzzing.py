@@ -103,3 +103,23 @@ def test_the_corpus_server_drops_a_client_that_stops_sending(tmp_path, monkeypat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_both_servers_refuse_text_that_is_not_unicode(tiny_lm, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from gatedrag.serve.app import create_app
+
+    body = b'{"model": "tiny", "prompt": "\\ud800", "max_tokens": 2}'
+    with TestClient(create_app(tiny_lm, model_name="tiny"), raise_server_exceptions=False) as client:
+        response = client.post("/v1/completions", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
+    pytest.importorskip("infini_gram.engine")
+    from gatedrag.corpus.api import QueryHandler
+    from gatedrag.corpus.build import build_index
+    from gatedrag.corpus.local import LocalIndex
+    from gatedrag.retrieval.corpus import demo_corpus_path
+
+    build_index(demo_corpus_path(), tmp_path / "demo", tokenizer="gpt2")
+    handler = QueryHandler(LocalIndex(tmp_path / "demo"), name="demo")
+    assert "lone surrogate" in handler.handle(json.loads('{"query_type": "ntd", "query": "\\ud800"}'))["error"]
