@@ -180,7 +180,18 @@ def fuzz(
         refused = ", ".join(f"{k} {v}" for k, v in r.refused.items())
         table.add_row(r.entry, str(r.tried), str(r.ok), refused, str(r.crashes), f"{r.seconds:.0f}")
     Console(width=160).print(table)
-    write("fuzz", {"n": n, "seed": seed, "model": model, "entries": [r.model_dump() for r in reports]})
+    previous = RESULTS / "fuzz.json"  # entries rerun replace theirs; the others are kept, each with its commit
+    kept = json.loads(previous.read_text())["entries"] if previous.is_file() else []
+    ran = [{**r.model_dump(), "n": n, "seed": seed, "model": model, "commit": _commit()} for r in reports]
+    names = {r["entry"] for r in ran}
+    write("fuzz", {"entries": [e for e in kept if e["entry"] not in names] + ran})
+
+
+def _commit() -> str:
+    import subprocess
+
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return found.stdout.strip()
 
 
 # -- faults -------------------------------------------------------------------------------------
