@@ -181,7 +181,9 @@ def fuzz(
         table.add_row(r.entry, str(r.tried), str(r.ok), refused, str(r.crashes), f"{r.seconds:.0f}")
     Console(width=160).print(table)
     previous = RESULTS / "fuzz.json"  # entries rerun replace theirs; the others are kept, each with its commit
-    kept = json.loads(previous.read_text())["entries"] if previous.is_file() else []
+    old = json.loads(previous.read_text()) if previous.is_file() else {"entries": []}
+    inherited = {k: old[k] for k in ("n", "seed", "model", "commit") if k in old}  # a file from before per-entry fields
+    kept = [{**inherited, **e} for e in old["entries"]]
     ran = [{**r.model_dump(), "n": n, "seed": seed, "model": model, "commit": _commit()} for r in reports]
     names = {r["entry"] for r in ran}
     write("fuzz", {"entries": [e for e in kept if e["entry"] not in names] + ran})

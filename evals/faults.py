@@ -16,10 +16,9 @@ Example:
     >>> from gatedrag.types import Passage
     >>> inner = BM25Retriever.build([Passage(id="1", text="Paris is in France.")])
     >>> plan = Faults(kind="partial")
-    >>> FaultyRetriever(inner, plan).retrieve(["Paris", "France"], k=1)
-    [[Hit(passage=Passage(id='1', title='', text='Paris is in France.'), score=..., rank=1)]]
-    >>> plan.injected
-    1
+    >>> found = FaultyRetriever(inner, plan).retrieve(["Paris", "France"], k=1)
+    >>> [[h.passage.id for h in hits] for hits in found], plan.injected   # the second query's hits are missing
+    ([['1']], 1)
 """
 
 from __future__ import annotations
