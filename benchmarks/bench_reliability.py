@@ -207,6 +207,21 @@ QUESTIONS = [
 ]
 
 
+class _Paging:
+    """A retriever whose n-th call for a query returns the next page of its BM25 ranking (the random
+    model's masked queries repeat, so a deep search would otherwise find nothing new to re-rank)."""
+
+    def __init__(self, inner: Any):
+        self.inner, self.name = inner, f"paging({inner.name})"
+        self._calls: Counter[str] = Counter()
+
+    def retrieve(self, queries: list[str], k: int) -> list[list[Any]]:
+        pages = [self._calls[q] for q in queries]
+        self._calls.update(queries)
+        ranked = self.inner.retrieve(queries, k * (max(pages) + 1))
+        return [hits[p * k : (p + 1) * k] for hits, p in zip(ranked, pages)]
+
+
 def _run_case(ask: Callable[[str], Any], questions: list[str], deadline_s: float) -> dict[str, Any]:
     """Answer ``questions`` one by one with ``ask``; count outcomes and time each."""
     out: Counter[str] = Counter()
@@ -296,6 +311,7 @@ def faults(
                     cfg_data["policy"]["deep_search"] = {"rounds": 2, "rerank": "dense"}
                     cfg_data["policy"]["max_retrievals"] = 6
                     parts["reranker"] = FaultyReranker(reranker_inner, plan)
+                    parts["retriever"] = _Paging(retriever)  # each search round finds new passages to re-rank
                 cfg = PipelineConfig.model_validate(cfg_data)
                 gate = None
                 if backend == "corpus statistics":
