@@ -36,7 +36,8 @@ from gatedrag.types import CorpusCount
 
 
 class GuardedCorpusStats:
-    """``backend`` with every call limited by ``limits`` and its result checked."""
+    """``backend`` with every call limited by ``limits`` and its result checked (a malformed
+    answer is retried like an error)."""
 
     def __init__(self, backend: CorpusStats, limits: BackendLimits):
         self.backend, self.limits = backend, limits
@@ -44,23 +45,25 @@ class GuardedCorpusStats:
         self._what = f"the corpus statistics {backend.name!r}"
 
     def total_tokens(self) -> int:
-        total = guarded(self.backend.total_tokens, self.limits, self._what)
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise CorpusBackendError(f"{self._what} returned {total!r} as its token count")
-        return total
+        def checked() -> int:
+            total = self.backend.total_tokens()
+            if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+                raise CorpusBackendError(f"{self._what} returned {total!r} as its token count")
+            return total
+
+        return guarded(checked, self.limits, self._what)
 
     def count(self, phrase: str) -> CorpusCount:
-        return self._checked(guarded(lambda: self.backend.count(phrase), self.limits, self._what))
+        return guarded(lambda: self._checked(self.backend.count(phrase)), self.limits, self._what)
 
     def cooccurrence(
         self, terms: Sequence[str], *, window: int | None = None, max_clause_freq: int | None = None
     ) -> CorpusCount:
-        found = guarded(
-            lambda: self.backend.cooccurrence(terms, window=window, max_clause_freq=max_clause_freq),
+        return guarded(
+            lambda: self._checked(self.backend.cooccurrence(terms, window=window, max_clause_freq=max_clause_freq)),
             self.limits,
             self._what,
         )
-        return self._checked(found)
 
     def _checked(self, result: object) -> CorpusCount:
         if not isinstance(result, CorpusCount):

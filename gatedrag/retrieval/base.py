@@ -68,8 +68,10 @@ def retrieve_each(
     what = f"the retriever {retriever.name!r}"
 
     def ask(group: list[str], limits: BackendLimits) -> list[list[Hit]]:
-        found = guarded(lambda: retriever.retrieve(group, k), limits, what, budget_s=end - time.monotonic())
-        return check_hits(found, len(group))
+        def checked() -> list[list[Hit]]:  # a malformed answer is retried like an error
+            return check_hits(retriever.retrieve(group, k), len(group))
+
+        return guarded(checked, limits, what, budget_s=end - time.monotonic())
 
     try:
         return list(ask(list(queries), limits))

@@ -210,3 +210,12 @@ def test_a_hung_corpus_backend_becomes_a_signal_note_and_the_answer_goes_on(plan
     assert value.error and "did not answer within" in value.error
     assert answer.degraded and any(e.what == "signal entity_freq" for e in answer.events if isinstance(e, Degraded))
     assert answer.answer == "Shakespeare"
+
+
+@pytest.mark.parametrize("kind", ["malformed", "partial"])
+def test_a_malformed_answer_is_retried_like_an_error(kind):
+    plan = Faults(kind=kind, every=1000)  # only the first call is bad
+    answer = GatedRAG(doubtful_lm(), FaultyRetriever(Library(), plan), config()).ask(QUESTIONS[0])
+    assert plan.injected == 1 and plan.calls == 2 and not answer.degraded
+    stats = GuardedCorpusStats(FaultyCorpusStats(Counts(), Faults(kind=kind, every=1000)), LIMITS)
+    assert stats.count("Hamlet").count == 5
