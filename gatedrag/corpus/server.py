@@ -83,6 +83,7 @@ class CorpusServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 reset clients when a few dozen connect at once
 
     def __init__(self, address: tuple[str, int], handler: QueryHandler, *, verbose: bool = False):
         super().__init__(address, _Handler)

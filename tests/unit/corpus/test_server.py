@@ -209,3 +209,12 @@ def test_document_cooccurrence_extension(index, server):
         json.dumps({"query_type": "count", "query": "a OR b AND c", "cooccurrence": "document"}).encode(),
     )
     assert status == 400 and "one term per clause" in data["error"]
+
+
+def test_sixty_four_clients_connecting_at_once_are_all_answered(server):
+    import concurrent.futures
+
+    body = json.dumps({"query_type": "count", "query": "Ed Wood", "index": "demo"}).encode()
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        answers = list(pool.map(lambda _: post(server, body), range(64)))
+    assert {status for status, _ in answers} == {200} and len({r["count"] for _, r in answers}) == 1
