@@ -141,6 +141,7 @@ def fuzz(
     from gatedrag.pipeline import GatedRAG
     from gatedrag.serve.app import ServeLimits, create_app
 
+    commit = _commit()  # the code this run imports (HEAD may move while it runs)
     chosen = entries.split(",")
     unknown = set(chosen) - set(ENTRIES)
     if unknown:
@@ -184,7 +185,7 @@ def fuzz(
     old = json.loads(previous.read_text()) if previous.is_file() else {"entries": []}
     inherited = {k: old[k] for k in ("n", "seed", "model", "commit") if k in old}  # a file from before per-entry fields
     kept = [{**inherited, **e} for e in old["entries"]]
-    ran = [{**r.model_dump(), "n": n, "seed": seed, "model": model, "commit": _commit()} for r in reports]
+    ran = [{**r.model_dump(), "n": n, "seed": seed, "model": model, "commit": commit} for r in reports]
     names = {r["entry"] for r in ran}
     write("fuzz", {"entries": [e for e in kept if e["entry"] not in names] + ran})
 
