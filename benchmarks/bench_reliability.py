@@ -573,7 +573,9 @@ def concurrency(
     with TestClient(app_) as client:
 
         def complete(p: str) -> str:
-            r = client.post("/v1/completions", json={"model": "m", "prompt": p, "max_tokens": 12})
+            r = client.post(
+                "/v1/completions", json={"model": "m", "prompt": p, "max_tokens": 12, "temperature": 0}
+            )
             return r.json()["choices"][0]["text"]
 
         solo = [complete(p) for p in prompts]
