@@ -197,7 +197,8 @@ def _commit() -> str:
     return found.stdout.strip()
 
 
-# -- faults -------------------------------------------------------------------------------------
+# -- faults -----------------------------------------------------------------------------------
+FAULT_BACKENDS = ["retriever", "corpus statistics", "re-ranker", "model", "chat scheduler", "model over HTTP"]
 QUESTIONS = [
     "Who directed Ed Wood?",
     "Where was Scott Derrickson born?",
@@ -251,6 +252,9 @@ def faults(
     deadline: Annotated[float, typer.Option(help="Each answer's deadline (s).")] = 8.0,
     timeout: Annotated[float, typer.Option(help="backends.timeout_s")] = 1.0,
     model: Annotated[str, typer.Option(help="tiny, or a packaged model name")] = "tiny",
+    backends: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(FAULT_BACKENDS))] = ",".join(
+        FAULT_BACKENDS
+    ),
 ) -> None:
     """Every backend x fault kind, on HotpotQA questions and corpus: with every second call
     failing (a retry can help) and with every call failing (the backend is down); every answer
@@ -293,7 +297,8 @@ def faults(
     with corpus_server() as address:
         stats_inner = InfiniGramClient(f"http://{address[0]}:{address[1]}/", index="demo", timeout=timeout, retries=1)
         reranker_inner = EmbeddingReranker(MiniLMEmbedder())
-        for backend in ["retriever", "corpus statistics", "re-ranker", "model"]:
+        chosen = backends.split(",")
+        for backend in [b for b in ["retriever", "corpus statistics", "re-ranker", "model"] if b in chosen]:
             for kind, every in [(k, e) for k in FAULT_KINDS for e in (2, 1)]:
                 if backend == "model" and kind == "hang":
                     continue  # an in-process model cannot be interrupted: see the HTTP backend's timeout tests
@@ -336,8 +341,10 @@ def faults(
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-        rows += _chat_faults(lm, retriever, asked, base, deadline, timeout)
-        rows += _http_model_faults(lm, retriever, asked, base, deadline, timeout)
+        if "chat scheduler" in chosen:
+            rows += _chat_faults(lm, retriever, asked, base, deadline, timeout)
+        if "model over HTTP" in chosen:
+            rows += _http_model_faults(lm, retriever, asked, base, deadline, timeout)
     table = Table("backend", "fault", "failing", "calls", "injected", "outcomes", "max wall s")
     for r in rows:
         outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
@@ -345,8 +352,13 @@ def faults(
             r["backend"], r["fault"], r["failing"], str(r["calls"]), str(r["injected"]), outcomes, str(r["max_wall_s"])
         )
     Console(width=160).print(table)
+    previous = RESULTS / "faults.json"  # backends rerun replace their cases; the others are kept
+    kept = json.loads(previous.read_text())["cases"] if previous.is_file() else []
+    commit = _commit()
+    rows = [{**r, "commit": commit} for r in rows]
+    cases = [c for c in kept if c["backend"].split(" (")[0] not in chosen] + rows
     write("faults", {"questions": questions, "deadline_s": deadline, "timeout_s": timeout, "model": model,
-                     "cases": rows})  # fmt: skip
+                     "cases": cases})  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -573,9 +585,7 @@ def concurrency(
     with TestClient(app_) as client:
 
         def complete(p: str) -> str:
-            r = client.post(
-                "/v1/completions", json={"model": "m", "prompt": p, "max_tokens": 12, "temperature": 0}
-            )
+            r = client.post("/v1/completions", json={"model": "m", "prompt": p, "max_tokens": 12, "temperature": 0})
             return r.json()["choices"][0]["text"]
 
         solo = [complete(p) for p in prompts]
