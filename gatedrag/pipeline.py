@@ -312,6 +312,12 @@ def extract_answer(text: str, marker: str = "the answer is") -> str | None:
     return None
 
 
+def _add_fields(fields: dict[str, Any], more: dict[str, str]) -> None:
+    """``more``'s note / error into a retrieval event's ``fields`` (an error already there is kept)."""
+    for key, text in more.items():
+        fields[key] = f"{fields[key]}; {text}" if fields.get(key) else text
+
+
 def check_outcomes(outcomes: object, keys: Sequence[Hashable]) -> None:
     """Raise :class:`BackendError` unless ``outcomes`` maps every row of ``keys`` to a
     :class:`DecodeOutcome` (a backend's malformed or partial round is its failure)."""
@@ -1016,15 +1022,16 @@ class GatedRAG:
         row.passages = hits + kept
         searching = row.phase is Phase.SEARCHING and row.pending is not None and row.pending.sentence is not None
         if searching and deep is not None and deep.rerank == "uncertainty":
-            fields["note"] = self._rerank_by_uncertainty(row, row.pending.sentence)  # type: ignore[union-attr]
+            _add_fields(fields, self._rerank_by_uncertainty(row, row.pending.sentence))  # type: ignore[union-attr]
         elif searching and self.reranker is not None:
-            fields["note"] = self._rerank_by_embedding(row, f"{row.question} {row.pending.sentence.text}")  # type: ignore[union-attr]
+            _add_fields(fields, self._rerank_by_embedding(row, f"{row.question} {row.pending.sentence.text}"))  # type: ignore[union-attr]
         row.control_on = False  # new passages: measure again before controlling
         return "new", fields
 
-    def _rerank_by_embedding(self, row: _Row, query: str) -> str:
-        """Order the row's passages by the re-ranker (``backends`` limits its time); keeps the
-        retrieval order, and says so, if it fails or returns other passages than it was given."""
+    def _rerank_by_embedding(self, row: _Row, query: str) -> dict[str, str]:
+        """Order the row's passages by the re-ranker (``backends`` limits its time): a ``note`` for
+        the retrieval step; an ``error`` (the step, and so the answer, degraded) keeping the
+        retrieval order if it fails or returns other passages than it was given."""
         assert self.reranker is not None
         hits = list(row.passages or [])
         reranker = self.reranker
@@ -1036,25 +1043,27 @@ class GatedRAG:
             if sorted(h.passage.id for h in ranked) != sorted(h.passage.id for h in hits):
                 raise RetrievalError("the re-ranker returned other passages than it was given")
         except Exception as err:
-            return f"passages kept in retrieval order: re-ranking failed ({type(err).__name__}: {err})"
+            return {"error": f"re-ranking failed ({type(err).__name__}: {err}): passages kept in retrieval order"}
         row.passages = ranked
-        return f"passages re-ranked by {reranker.name}"
+        return {"note": f"passages re-ranked by {reranker.name}"}
 
-    def _rerank_by_uncertainty(self, row: _Row, sentence: Sentence) -> str:
+    def _rerank_by_uncertainty(self, row: _Row, sentence: Sentence) -> dict[str, str]:
         """Order the row's passages by the mean NLL (nats a token) of the doubtful sentence written
         after each one alone (SeaKR), lowest first; each hit's score becomes minus that NLL. Keeps
-        the order, and says so, if the model cannot score."""
+        the order, with an ``error``, if the model cannot score."""
         hits = list(row.passages or [])
         so_far = " ".join(s.text.strip() for s in row.accepted)
         prompts = [self.prompt.render(row.question, [h])[1] + (" " + so_far if so_far else "") for h in hits]
         try:
             scored = score_checked(self.lm, prompts, [" " + sentence.text.strip()] * len(hits))
         except Exception as err:
-            return f"passages kept in retrieval order: uncertainty re-ranking failed ({type(err).__name__}: {err})"
+            return {
+                "error": f"uncertainty re-ranking failed ({type(err).__name__}: {err}): passages kept in retrieval order"
+            }
         nll = [-sum(t.logprob for t in steps) / max(1, len(steps)) for steps in scored]
         order = sorted(range(len(hits)), key=lambda i: nll[i])
         row.passages = [hits[i].model_copy(update={"score": -nll[i], "rank": r}) for r, i in enumerate(order, 1)]
-        return "passages re-ranked by the sentence's NLL with each (lowest first)"
+        return {"note": "passages re-ranked by the sentence's NLL with each (lowest first)"}
 
     # -- answer selection -------------------------------------------------------------------------
     def _note_candidate(self, row: _Row, sentence: Sentence, number: int, bundle: SignalBundle) -> None:
