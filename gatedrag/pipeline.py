@@ -1035,13 +1035,15 @@ class GatedRAG:
         assert self.reranker is not None
         hits = list(row.passages or [])
         reranker = self.reranker
-        try:
-            ranked = guarded(
-                lambda: reranker.rerank(query, hits), self.config.backends, f"the re-ranker {reranker.name!r}"
-            )
-            (ranked,) = check_hits([ranked], 1)
+
+        def checked() -> list[Hit]:  # a malformed answer is retried like an error
+            (ranked,) = check_hits([reranker.rerank(query, hits)], 1)
             if sorted(h.passage.id for h in ranked) != sorted(h.passage.id for h in hits):
                 raise RetrievalError("the re-ranker returned other passages than it was given")
+            return ranked
+
+        try:
+            ranked = guarded(checked, self.config.backends, f"the re-ranker {reranker.name!r}")
         except Exception as err:
             return {"error": f"re-ranking failed ({type(err).__name__}: {err}): passages kept in retrieval order"}
         row.passages = ranked
