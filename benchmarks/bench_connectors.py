@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import json
 import platform
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from gatedrag.config import PipelineConfig
 from gatedrag.connectors.langchain import GatedRAGRunnable
@@ -30,20 +27,7 @@ from gatedrag.events import SentenceAccepted
 from gatedrag.lm.chat import complete
 from gatedrag.pipeline import GatedRAG
 from gatedrag.serve.app import create_app
-
-
-@contextlib.contextmanager
-def serving(app):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+from gatedrag.serve.background import serving
 
 
 def throughput(rag: GatedRAG, qs: list[str], tokens: int) -> dict:

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import json
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,8 +40,9 @@ def load_model(name: str) -> Any:
     torch.set_num_threads(1)
     if name != "tiny":
         return HFLanguageModel.load(ModelConfig(name=name, top_k=5))
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
 
+    from gatedrag.evals.tiny import tiny_qwen2
     from gatedrag.lm.hf import convert_gguf, resolve_dtype
     from gatedrag.lm.packaged import PACKAGED_MODELS, ensure_converted
 
@@ -50,19 +50,7 @@ def load_model(name: str) -> Any:
     dtype = resolve_dtype(cfg)
     folder = ensure_converted(PACKAGED_MODELS[DEFAULT_MODEL], dtype, lambda gguf, out: convert_gguf(gguf, out, dtype))
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    return HFLanguageModel(Qwen2ForCausalLM(config), tokenizer, name="tiny-qwen2-real-tokenizer", top_k=5)
+    return tiny_qwen2(tokenizer, name="tiny-qwen2-real-tokenizer", max_positions=32768, tie_embeddings=True, top_k=5)
 
 
 def hotpot_retriever() -> Any:
@@ -361,24 +349,6 @@ def faults(
                      "cases": cases})  # fmt: skip
 
 
-@contextlib.contextmanager
-def _serving(app: Any) -> Iterator[str]:
-    """``app`` on uvicorn on a free loopback port, in a thread; yields its ``/v1`` URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def _faulty_asgi(app: Any, plan: Any) -> Any:
     """``app`` with ``plan``'s faults on its completion requests: a 500, a response that never comes,
     a 200 whose body is not a completion, a body cut in the middle."""
@@ -418,12 +388,13 @@ def _http_model_faults(
     from gatedrag.lm.openai_compat import load_openai_model
     from gatedrag.pipeline import GatedRAG
     from gatedrag.serve.app import ServeLimits, create_app
+    from gatedrag.serve.background import serving
 
     rows = []
     served = create_app(lm, model_name="m", limits=ServeLimits(max_tokens=64))
     for kind in FAULT_KINDS:
         plan = Faults(kind=kind, every=2, slow_s=timeout / 4)
-        with _serving(_faulty_asgi(served, plan)) as url:
+        with serving(_faulty_asgi(served, plan), log_level="error") as url:
             model = {"name": "m", "backend": "openai", "top_k": 5,
                      "openai": {"base_url": url, "api_key": "sk-none", "timeout_s": timeout, "max_retries": 1}}  # fmt: skip
             cfg = PipelineConfig.model_validate({**base, "model": model})
@@ -730,7 +701,7 @@ def crash(
 ) -> None:
     """``kill -9`` each target at KILLS random points of its run; after each, what a reader finds
     must be the previous complete state (or nothing yet), never a partial one; a final run must
-    complete. A second process is started beside a running one to check it is refused or waits."""
+    complete."""
     import random
     import signal
     import subprocess

@@ -115,24 +115,13 @@ def cases() -> dict[str, dict[str, Any]]:
 
 def components() -> tuple[Any, Any, Any, Any]:
     import torch
-    from tokenizers import Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    from gatedrag.lm.hf import HFLanguageModel
+    from gatedrag.evals.tiny import tiny_qwen2
     from gatedrag.retrieval.bm25 import BM25Retriever
     from gatedrag.types import CorpusCount, Passage, Triple
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    vocab = {chr(i): i - 32 for i in range(32, 127)} | {"\n": 95, "<eos>": 96}
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
-    tk.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<eos>")
-    cfg = Qwen2Config(
-        vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=96,
-    )  # fmt: skip
-    lm = HFLanguageModel(Qwen2ForCausalLM(cfg), tokenizer, name="tiny-qwen2", top_k=3)
+    lm = tiny_qwen2()
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
     passages = [
         Passage(id=str(i), title=f"T{i}", text=" ".join(words[(i + j) % 10] for j in range(i % 5 + 2)))

@@ -20,38 +20,12 @@ def data_dir() -> Path:
     return DATA
 
 
-def _char_tokenizer():
-    from tokenizers import Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {chr(i): i - 32 for i in range(32, 127)}
-    vocab["\n"] = 95
-    vocab["<eos>"] = 96
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
-    tk.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<eos>")
-
-
 @pytest.fixture(scope="session")
 def tiny_lm():
     """A randomly initialised 2-layer Qwen2 with a character tokenizer (built from a config)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from gatedrag.evals.tiny import tiny_qwen2
 
-    from gatedrag.lm.hf import HFLanguageModel
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        eos_token_id=96,
-    )
-    return HFLanguageModel(Qwen2ForCausalLM(cfg), _char_tokenizer(), name="tiny-qwen2", top_k=3)
+    return tiny_qwen2()
 
 
 @pytest.fixture(scope="session")

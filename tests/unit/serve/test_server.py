@@ -5,14 +5,11 @@ answering through it exactly as the model does in-process."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import threading
 import time
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
@@ -21,32 +18,16 @@ from gatedrag.lm.openai_compat import OpenAICompleter, load_openai_model
 from gatedrag.pipeline import GatedRAG
 from gatedrag.retrieval.bm25 import BM25Retriever
 from gatedrag.serve.app import ServeLimits, create_app
+from gatedrag.serve.background import serving
 from gatedrag.types import Passage
 
 pytestmark = pytest.mark.enable_socket
 
 
-@contextlib.contextmanager
-def running(app):
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def tiny_server(tiny_lm):
     app = create_app(tiny_lm, model_name="tiny", limits=ServeLimits(max_tokens=64, max_request_bytes=8000))
-    with running(app) as url:
+    with serving(app) as url:
         yield url, app
 
 
@@ -173,7 +154,7 @@ def test_a_full_queue_is_refused_at_once(tiny_lm):
             return self.lm.next_token(*a)
 
     app = create_app(Slow(tiny_lm), model_name="tiny", limits=ServeLimits(max_pending=1, max_batch=1))
-    with running(app) as url:
+    with serving(app) as url:
         body = {"model": "tiny", "prompt": "User: hi\nAssistant:", "max_tokens": 2, "temperature": 0}
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             codes = sorted(
@@ -212,7 +193,7 @@ def test_a_failing_server_degrades_the_answer():
     async def junk():
         return PlainTextResponse("{oops", media_type="application/json")
 
-    with running(broken) as url:
+    with serving(broken) as url:
         lm = load_openai_model(
             ModelConfig(backend="openai", name="m", openai=OpenAIConfig(base_url=url, max_retries=0, timeout_s=5))
         )
@@ -229,7 +210,7 @@ def test_a_server_that_times_out_degrades_the_answer_without_hanging():
 
         await asyncio.sleep(30)
 
-    with running(slow) as url:
+    with serving(slow) as url:
         lm = load_openai_model(
             ModelConfig(backend="openai", name="m", openai=OpenAIConfig(base_url=url, max_retries=1, timeout_s=0.3))
         )
@@ -275,7 +256,7 @@ def test_the_same_question_in_process_and_through_the_server(gemma_f32):
     q = "In which year was the Eiffel Tower built?"
     local = GatedRAG(gemma_lm, retriever, cfg).ask(q)
     app = create_app(gemma_lm, model_name="gemma-3-270m")
-    with running(app) as url:
+    with serving(app) as url:
         remote_lm = load_openai_model(
             ModelConfig(backend="openai", name="gemma-3-270m", top_k=5, openai=OpenAIConfig(base_url=url))
         )
