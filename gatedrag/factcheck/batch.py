@@ -120,10 +120,14 @@ def _masses(certainty: VerdictCertainty, labels: Sequence[Label]) -> dict[str, f
 
 
 def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckConfig | None = None) -> dict[str, Any]:
-    """What a batch's records depend on: the checker's configuration (or ``config``), the model, the corpus."""
+    """What a batch's records depend on: the checker's configuration (or ``config``), the model and
+    the backend running it (its class: transformers and llama.cpp give different verdicts on the
+    same weights), the corpus."""
+    lm = type(checker.lm)
     return {
         "config": (config or checker.config).model_dump(mode="json"),
         "model": checker.lm.name,
+        "backend": f"{lm.__module__}.{lm.__qualname__}",
         "corpus": corpus,
         "calibrated": checker.calibration is not None,
     }
@@ -132,7 +136,7 @@ def run_fingerprint(checker: FactChecker, corpus: str | None, config: FactCheckC
 def _open(out: Path, fingerprint: dict[str, Any]) -> dict[str, ClaimRecord]:
     """The records already in ``out`` (made with ``fingerprint``, else :class:`ConfigError`; a
     setting added since, at its default, is no change)."""
-    defaults = {"config": FactCheckConfig().model_dump(mode="json")}
+    defaults = {"config": FactCheckConfig().model_dump(mode="json"), "backend": None}
     changes = fingerprint_file(out / RUN, fingerprint, added_defaults=defaults)
     if changes:
         raise ConfigError(

@@ -28,13 +28,10 @@ from gatedrag.factcheck.batch import check_claims
 from gatedrag.factcheck.checker import FactCheckConfig, FactChecker
 from gatedrag.factcheck.claims import Claim
 
-class Slow(FactLM):
-    def next_token(self, prompts):
-        time.sleep(0.15)
-        return super().next_token(prompts)
-
 names = [f"Claim{i:02d}" for i in range(12)]
-lm = Slow(closed={n: [(" True", 0.9), (" False", 0.05)] for n in names})
+lm = FactLM(closed={n: [(" True", 0.9), (" False", 0.05)] for n in names})
+fast = lm.next_token
+lm.next_token = lambda prompts: (time.sleep(0.15), fast(prompts))[1]  # slowed, still a FactLM (the backend)
 checker = FactChecker(lm, None, FactCheckConfig(batch_size=2, rationales=1))
 claims = [Claim(id=str(i), claim=f"{n} is so.", fields={"n": i}) for i, n in enumerate(names)]
 check_claims(checker, claims, Path(sys.argv[1]), on_record=lambda r, d, t: print(d, flush=True))
@@ -85,6 +82,25 @@ def test_records_carry_the_verdict_and_a_changed_configuration_is_refused(tmp_pa
     assert len(check_claims(checker(), claims()[:4], tmp_path)) == 4  # at its default: the same setup
     with pytest.raises(ConfigError, match="rationale_candidates"):
         check_claims(checker(rationale_candidates=5), claims(), tmp_path)
+
+
+def test_records_of_another_backend_are_not_resumed(tmp_path):
+    """The same weights on llama.cpp and on transformers give different verdicts: a run started on
+    one and resumed on the other would mix them (it nearly happened to the SciFact dev records)."""
+
+    class OtherBackend(FactLM):
+        pass
+
+    check_claims(checker(), claims()[:2], tmp_path)
+    assert json.loads((tmp_path / "run.json").read_text())["backend"] == "helpers.factlm.FactLM"
+    other = FactChecker(OtherBackend(closed={}), None, checker().config)
+    with pytest.raises(ConfigError, match=r"backend: 'helpers\.factlm\.FactLM' -> '.*OtherBackend'"):
+        check_claims(other, claims(), tmp_path)
+    run = json.loads((tmp_path / "run.json").read_text())
+    del run["backend"]  # written before the backend was recorded: which one wrote it is unknown
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ConfigError, match=r"backend: None -> 'helpers\.factlm\.FactLM'"):
+        check_claims(checker(), claims(), tmp_path)
 
 
 def test_a_claim_the_checker_refuses_is_recorded_as_failed_and_the_rest_go_on(tmp_path):
