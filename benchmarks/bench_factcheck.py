@@ -78,10 +78,12 @@ def as_claims(claims: list[LabelledClaim]) -> list[Claim]:
     return [Claim(id=c.id, claim=c.claim, fields={"gold": c.label}) for c in claims]
 
 
-def checker(config: FactCheckConfig, calibration: Combiner | None = None) -> FactChecker:
+def checker(config: FactCheckConfig, backend: str, calibration: Combiner | None = None) -> FactChecker:
     from gatedrag.factory import build_checker, build_components
 
-    cfg = PipelineConfig.model_validate({"retrieval": {"corpus": str(CORPUS)}, "factcheck": config.model_dump()})
+    cfg = PipelineConfig.model_validate(
+        {"model": {"backend": backend}, "retrieval": {"corpus": str(CORPUS)}, "factcheck": config.model_dump()}
+    )
     parts = build_components(cfg, progress=print)
     return build_checker(
         cfg, parts, calibration=calibration, sentences=scifact_sentences(SCIFACT / "corpus_official.jsonl")
@@ -114,7 +116,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         variants[BIASED] = variants["always_retrieve"].model_copy(update={"label_bias": tuned.label_bias})
     t0 = time.perf_counter()
     swept = sweep_claims(
-        checker(base, calibration),
+        checker(base, args.backend, calibration),
         as_claims(claims),
         variants,
         args.out / args.split,
@@ -199,7 +201,7 @@ def cmd_routed(args: argparse.Namespace) -> None:
     claims = labelled(args.split, args.limit, args.sample)
     t0 = time.perf_counter()
     records = check_claims(
-        checker(config, calibration),
+        checker(config, args.backend, calibration),
         as_claims(claims),
         args.out / args.split / "routed-run",
         corpus=str(CORPUS),
@@ -322,6 +324,13 @@ def main() -> None:
             s.add_argument("--split", choices=sorted(SPLITS), default="dev")
             s.add_argument("--limit", type=int, default=None)
             s.add_argument("--sample", type=int, default=None, help="claims evenly spaced through the split")
+        if name in ("sweep", "routed"):
+            s.add_argument(
+                "--backend",
+                default="llamacpp",
+                help="model.backend (auto picks by CPU: pinned so that a run resumed on another machine is not "
+                "refused; the train sweep ran on hf in bf16, the dev arms on llamacpp)",
+            )
         if name == "sweep":
             s.add_argument("--arms", action="store_true", help="the baselines and the tuned routing (else every route)")
         else:
