@@ -10,6 +10,14 @@ top-k) - no extra forward pass, and no ``logits_all`` (which keeps every positio
 several times slower). Greedy choice is the argmax of the same scores. Sentence cutting is the
 backend-neutral :class:`~gatedrag.lm.cutter.SentenceCutter`.
 
+Repeatability: llama.cpp computes a token with different kernels depending on how many tokens
+share its call, so the scores after a prompt depend on how the prompt was batched - read whole,
+or partly from a prefix another row left cached (measured on the packaged Q4_K_M Qwen2.5-Coder-1.5B,
+a 388-token prompt read in one or several calls: logits up to 0.54 apart, entropy up to 0.10 nats;
+the greedy top token the same). The same prompts decoded from the same cache state give the same
+tokens and statistics, bit for bit, greedy or seeded; :meth:`LlamaCppLanguageModel.clear_cache`
+first makes a run repeatable whatever was read before it.
+
 No attention weights and no no-context twins: DRAGIN's RIND and CK-PLUG need the transformers
 backend (:data:`gatedrag.factory.BACKEND_CAPABILITIES`).
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Sampling(BaseModel):
     """Temperature (> 0) and top-p (0 to 1] of sampled decoding; ``seed`` makes it repeatable
-    (each row draws from its own generator, seeded by ``seed`` and the row's position)."""
+    (each row draws from its own generator, seeded by ``seed`` and the row's position) given the
+    same scores: on llama.cpp, from the same cache state (see :mod:`gatedrag.lm.llamacpp`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     temperature: float = Field(default=0.7, gt=0.0, le=10.0)
