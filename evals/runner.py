@@ -139,7 +139,8 @@ RecordWriter = JsonlWriter
 
 # -- fingerprints -----------------------------------------------------------------------------
 def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha256: str, model: str) -> dict[str, Any]:
-    """What determines a run's answers (execution-only settings removed; the prompt by content)."""
+    """What determines a run's answers (execution-only settings removed; the prompt by content;
+    for transformers the dtype the weights are computed in, ``auto`` resolved for this machine)."""
     from gatedrag.prompts import PromptTemplate
 
     data = config.model_dump(mode="json")
@@ -147,6 +148,10 @@ def fingerprint(config: PipelineConfig, *, dataset: str, method: str, corpus_sha
     data["prompt_sha256"] = hashlib.sha256(prompt_json).hexdigest()
     for section, key in _EXECUTION_ONLY:
         data[section].pop(key, None)
+    if data["model"].get("backend") == "hf":  # dtype auto means bf16 or float32 by machine: record which
+        from gatedrag.lm.hf import resolve_dtype
+
+        data["model"]["dtype"] = resolve_dtype(config.model)
     if data["model"].get("backend") != "llamacpp":
         data["model"].pop("llamacpp", None)  # only that backend reads its settings
     else:

@@ -89,3 +89,20 @@ def test_the_eval_fingerprint_keeps_llamacpp_settings_only_for_that_backend():
     assert "llamacpp" not in fp(backend="hf")
     kept = fp(backend="llamacpp", llamacpp={"cells": 512, "batch_rows": False})
     assert kept["llamacpp"] == {"batch_rows": False, "n_batch": 128}  # cache sizes do not change answers
+
+
+def test_the_eval_fingerprint_records_the_dtype_auto_resolves_to(monkeypatch):
+    """A run started where bf16 is native and resumed where it is not (float32) is refused."""
+    import torch
+
+    from gatedrag.evals.runner import fingerprint
+
+    def dtype(**model):
+        fp = fingerprint(_cfg(**model), dataset="d", method="m", corpus_sha256="x", model="m")
+        return fp["config"]["model"]["dtype"]
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert dtype(backend="hf") == expected and dtype(backend="hf", dtype="float32") == "float32"
+    assert dtype(backend="llamacpp") == "auto"  # the GGUF's own quantization: no dtype chosen
