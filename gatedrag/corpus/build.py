@@ -37,6 +37,7 @@ import numpy as np
 from gatedrag.corpus.manifest import IndexManifest, TokenizerInfo, read_manifest, write_manifest
 from gatedrag.corpus.tokenizer import IndexTokenizer, load_index_tokenizer
 from gatedrag.errors import CorpusIndexError
+from gatedrag.paths import user_path
 from gatedrag.retrieval.corpus import corpus_sha256, iter_corpus
 from gatedrag.types import Passage
 
@@ -191,7 +192,7 @@ def build_index(
             "pip install 'gatedrag[corpus]'"
         )
     t0 = time.perf_counter()
-    corpus, root = Path(corpus), Path(index).expanduser().absolute()
+    corpus, root = Path(corpus), user_path(index, CorpusIndexError).absolute()
     tok = load_index_tokenizer(tokenizer) if isinstance(tokenizer, str | Path) else tokenizer
     sha = corpus_sha256(corpus)
     total = _count_lines(corpus)

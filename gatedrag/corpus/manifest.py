@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gatedrag.errors import CorpusIndexError
+from gatedrag.paths import user_path
 
 MANIFEST = "gatedrag-index.json"
 FORMAT = "gatedrag-infinigram/1"
@@ -66,7 +67,7 @@ def write_manifest(directory: Path, manifest: IndexManifest) -> None:
 
 def resolve_index(index: str | Path) -> Path:
     """The directory holding the live version of ``index`` (follows ``current``)."""
-    root = Path(index).expanduser()
+    root = user_path(index, CorpusIndexError)
     if not root.exists():
         raise CorpusIndexError(f"corpus index not found: {root} (build one with: gatedrag index build CORPUS.jsonl)")
     if (root / "current").exists():

@@ -26,6 +26,8 @@ from typing import Any
 
 from gatedrag.corpus.api import Caps, QueryHandler
 from gatedrag.corpus.local import LocalIndex
+from gatedrag.errors import CorpusIndexError
+from gatedrag.paths import user_path
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_TIMEOUT_S = 30.0
@@ -120,7 +122,7 @@ def make_server(
     """Open ``index`` (failing early on a missing or broken one) and bind a server to it."""
     local = LocalIndex(index, load_to_ram=load_to_ram)
     local.engine  # noqa: B018  (open now: a broken index fails here, not on the first request)
-    handler = QueryHandler(local, name=name or Path(index).expanduser().resolve().name, caps=caps)
+    handler = QueryHandler(local, name=name or user_path(index, CorpusIndexError).resolve().name, caps=caps)
     return CorpusServer((host, port), handler, verbose=verbose)
 
 

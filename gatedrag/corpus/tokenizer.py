@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from gatedrag.errors import ConfigError, CorpusIndexError
+from gatedrag.paths import user_path
 
 TokenDtype = Literal["u8", "u16", "u32"]
 
@@ -173,7 +174,7 @@ def load_index_tokenizer(spec: str | Path) -> IndexTokenizer:
         return ByteTokenizer()
     if text.startswith("hf:"):
         text = text[3:]
-    path = Path(text).expanduser()
+    path = user_path(text, ConfigError)
     if not path.exists():
         raise ConfigError(f"unknown index tokenizer {spec!r}: use gpt2, bytes or a tokenizer directory")
     return _from_dir(path)

@@ -34,6 +34,7 @@ from gatedrag.lm.monitor import RowStream, SentenceMonitor
 from gatedrag.lm.packaged import PACKAGED_MODELS, assembled_path, check_gguf_file, ensure_converted
 from gatedrag.lm.prompt_ids import row_ids
 from gatedrag.lm.sampling import Sampling, sample_token
+from gatedrag.paths import user_path
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 KV = list[tuple[Any, Any]]  # per layer (keys, values), each [1, kv_heads, length, head_dim]
@@ -174,7 +175,7 @@ class HFLanguageModel:
             gguf: Path | None = assembled_path(spec, config.cache_dir)
         else:
             gguf = None
-            path = Path(name).expanduser()
+            path = user_path(name, ModelError)
             if path.suffix.lower() == ".gguf" and path.is_file():
                 check_gguf_file(path)
                 model, tokenizer = _load_pretrained(path.parent, dtype, gguf_file=path.name)

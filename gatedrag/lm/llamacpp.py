@@ -57,6 +57,7 @@ from gatedrag.lm.cutter import RowStream, SentenceCutter
 from gatedrag.lm.packaged import PACKAGED_MODELS, check_gguf_file, ensure_assembled
 from gatedrag.lm.prompt_ids import row_ids
 from gatedrag.lm.sampling import Sampling, sample_token
+from gatedrag.paths import user_path
 from gatedrag.types import DecodeOutcome, Sentence, TokenAlternative, TokenStep
 
 INSTALL_HINT = "pip install 'gatedrag[llamacpp]' (compiles llama.cpp once: several minutes on a small CPU)"
@@ -346,7 +347,7 @@ class LlamaCppLanguageModel:
         if name in PACKAGED_MODELS:
             path = ensure_assembled(PACKAGED_MODELS[name], cache_dir=config.cache_dir, progress=progress)
         else:
-            path = Path(name).expanduser()
+            path = user_path(name, ModelError)
             if path.suffix.lower() != ".gguf" or not path.is_file():
                 known = ", ".join(sorted(PACKAGED_MODELS))
                 raise ModelError(

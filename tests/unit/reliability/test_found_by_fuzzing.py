@@ -123,3 +123,15 @@ def test_both_servers_refuse_text_that_is_not_unicode(tiny_lm, tmp_path):
     build_index(demo_corpus_path(), tmp_path / "demo", tokenizer="gpt2")
     handler = QueryHandler(LocalIndex(tmp_path / "demo"), name="demo")
     assert "lone surrogate" in handler.handle(json.loads('{"query_type": "ntd", "query": "\\ud800"}'))["error"]
+
+
+def test_a_path_under_an_unknown_users_home_is_a_typed_error_not_a_runtime_error():
+    """``gatedrag corpus count '~x...' ...`` crashed with ``RuntimeError: Could not determine home
+    directory`` (the CLI fuzz, 1 of 10,000 inputs): ``Path.expanduser`` on ``~user`` it cannot find."""
+    from typer.testing import CliRunner
+
+    from gatedrag.cli.app import app
+
+    result = CliRunner().invoke(app, ["corpus", "count", "~no-such-user-here/index", "Paris"])
+    assert result.exit_code == 1, result.output  # a typed error: its message, no traceback
+    assert "no home directory is known for that user" in result.output
