@@ -1,8 +1,8 @@
 """Paths a user typed: ``~`` and ``~user`` expanded, an unknown user a typed error.
 
 ``Path.expanduser`` raises a bare ``RuntimeError`` for ``~nosuchuser/...`` (found by the CLI fuzz:
-``gatedrag corpus count '~x' ...``); every path from a command line, a config or a request goes
-through :func:`user_path` instead.
+``gatedrag corpus count '~x' ...``); every place gatedrag expands a ``~`` goes through
+:func:`user_path` instead (paths it does not expand cannot raise this).
 
 Example:
     >>> from gatedrag.errors import CorpusIndexError
